@@ -1,0 +1,134 @@
+//! Client-visible errors and the only mapping from outcomes to HTTP statuses.
+//!
+//! Every error body is JSON `{"error": "<kind>", "message": "...", ...}`.
+//! Invariant: no other module chooses an HTTP status for an error.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{HttpResponse, ResponseError};
+use serde_json::json;
+use std::fmt;
+
+/// Why a client request failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApiError {
+    /// The key is missing everywhere, or its newest version is a tombstone (404).
+    NotFound {
+        /// The key.
+        key: String,
+    },
+    /// A malformed request: empty or oversized key, bad encoding, bad parameter (400).
+    BadRequest {
+        /// What is wrong.
+        message: String,
+    },
+    /// The value is over the value limit (413).
+    TooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// Fewer replicas than needed answered in time (503).
+    Unavailable {
+        /// Answers needed.
+        needed: usize,
+        /// Answers received.
+        succeeded: usize,
+        /// Replicas that failed.
+        failed: usize,
+        /// Replicas asked.
+        replicas: usize,
+    },
+    /// Too many requests in flight on this node (503 with Retry-After).
+    Overloaded,
+    /// The method is not served on this route (405).
+    MethodNotAllowed,
+    /// No such route (404).
+    NoRoute,
+    /// This node is shutting down or an internal actor is gone (503).
+    ShuttingDown,
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ApiError::NotFound { key } => write!(f, "key {key:?} not found"),
+            ApiError::BadRequest { message } => f.write_str(message),
+            ApiError::TooLarge { limit } => {
+                write!(f, "value larger than the limit of {limit} bytes")
+            }
+            ApiError::Unavailable {
+                needed, succeeded, ..
+            } => {
+                write!(
+                    f,
+                    "quorum not reached: {succeeded} of {needed} replicas answered in time"
+                )
+            }
+            ApiError::Overloaded => f.write_str("too many requests in flight; retry later"),
+            ApiError::MethodNotAllowed => f.write_str("method not allowed on this route"),
+            ApiError::NoRoute => f.write_str("no such route"),
+            ApiError::ShuttingDown => f.write_str("node is shutting down"),
+        }
+    }
+}
+
+impl ApiError {
+    /// The machine-readable kind in the `error` field.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ApiError::NotFound { .. } => "not_found",
+            ApiError::BadRequest { .. } => "bad_request",
+            ApiError::TooLarge { .. } => "payload_too_large",
+            ApiError::Unavailable { .. } => "unavailable",
+            ApiError::Overloaded => "overloaded",
+            ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::NoRoute => "not_found",
+            ApiError::ShuttingDown => "unavailable",
+        }
+    }
+
+    /// A 400 with `message`.
+    pub fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::BadRequest {
+            message: message.into(),
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::NotFound { .. } | ApiError::NoRoute => StatusCode::NOT_FOUND,
+            ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Unavailable { .. } | ApiError::Overloaded | ApiError::ShuttingDown => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut body = json!({"error": self.kind(), "message": self.to_string()});
+        match self {
+            ApiError::NotFound { key } => body["key"] = json!(key),
+            ApiError::TooLarge { limit } => body["limit"] = json!(limit),
+            ApiError::Unavailable {
+                needed,
+                succeeded,
+                failed,
+                replicas,
+            } => {
+                body["needed"] = json!(needed);
+                body["succeeded"] = json!(succeeded);
+                body["failed"] = json!(failed);
+                body["replicas"] = json!(replicas);
+            }
+            _ => {}
+        }
+        let mut resp = HttpResponse::build(self.status_code());
+        if matches!(self, ApiError::Overloaded) {
+            resp.insert_header((header::RETRY_AFTER, "1"));
+        }
+        resp.json(body)
+    }
+}

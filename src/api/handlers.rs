@@ -1,0 +1,353 @@
+//! HTTP handlers: extract, send to an actor, map the result. Nothing else.
+//!
+//! Keys come from the raw request path and are percent-decoded strictly (invalid
+//! escapes and non-UTF-8 are refused); bodies are read up to the value limit.
+//! Invariant: every limit is checked before anything is sent to an actor, so a
+//! refused request changes nothing.
+
+use super::error::ApiError;
+use super::AppState;
+use crate::membership::actor::{GetMembers, Leave};
+use crate::replication::actor::{ClientGet, ClientPut};
+use crate::replication::{Consistency, Outcome};
+use crate::ring::actor::GetRing;
+use crate::storage::actor::LocalPage;
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use serde_json::json;
+use std::sync::atomic::Ordering;
+
+type Result<T> = std::result::Result<T, ApiError>;
+
+/// Decodes a percent-encoded key, refusing bad escapes and non-UTF-8.
+pub fn decode_key(raw: &str, max: usize) -> Result<String> {
+    let bytes = raw.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let ok = bytes.len() > i + 2
+                && bytes[i + 1].is_ascii_hexdigit()
+                && bytes[i + 2].is_ascii_hexdigit();
+            if !ok {
+                return Err(ApiError::bad_request("invalid percent-encoding in key"));
+            }
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    let key = percent_encoding::percent_decode_str(raw)
+        .decode_utf8()
+        .map_err(|_| ApiError::bad_request("key is not valid UTF-8"))?;
+    if key.is_empty() {
+        return Err(ApiError::bad_request("key must not be empty"));
+    }
+    if key.len() > max {
+        return Err(ApiError::bad_request(format!(
+            "key longer than the limit of {max} bytes"
+        )));
+    }
+    Ok(key.into_owned())
+}
+
+/// The key of a `/d/{key}` (or `/cluster/locate/{key}`) request, from the raw path.
+pub fn key_of(req: &HttpRequest, prefix: &str, max: usize) -> Result<String> {
+    let raw = req.uri().path().strip_prefix(prefix).unwrap_or("");
+    decode_key(raw, max)
+}
+
+/// The `consistency` query parameter (default quorum).
+pub fn consistency_of(req: &HttpRequest) -> Result<Consistency> {
+    for pair in req.query_string().split('&') {
+        if let Some(value) = pair.strip_prefix("consistency=") {
+            return value.parse().map_err(ApiError::bad_request);
+        }
+    }
+    Ok(Consistency::Quorum)
+}
+
+fn query_param<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
+    req.query_string().split('&').find_map(|pair| {
+        pair.strip_prefix(name)
+            .and_then(|rest| rest.strip_prefix('='))
+    })
+}
+
+async fn read_body(req: &HttpRequest, mut payload: web::Payload, limit: usize) -> Result<Bytes> {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(ApiError::TooLarge { limit });
+    }
+    let mut body = BytesMut::with_capacity(declared.unwrap_or(0));
+    while let Some(chunk) = payload.next().await {
+        let chunk =
+            chunk.map_err(|e| ApiError::bad_request(format!("could not read the body: {e}")))?;
+        if body.len() + chunk.len() > limit {
+            return Err(ApiError::TooLarge { limit });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+/// Counts a client request in flight; refuses it when the node is saturated.
+struct InFlight<'a>(&'a AppState);
+
+impl<'a> InFlight<'a> {
+    fn enter(state: &'a AppState) -> Result<InFlight<'a>> {
+        let now = state.inflight.fetch_add(1, Ordering::Relaxed);
+        if now >= state.limits.max_inflight_requests {
+            state.inflight.fetch_sub(1, Ordering::Relaxed);
+            state.metrics.overloaded.inc();
+            return Err(ApiError::Overloaded);
+        }
+        Ok(InFlight(state))
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.inflight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+fn unavailable(o: Outcome) -> ApiError {
+    match o {
+        Outcome::Unavailable {
+            needed,
+            succeeded,
+            failed,
+            replicas,
+        } => ApiError::Unavailable {
+            needed,
+            succeeded,
+            failed,
+            replicas,
+        },
+        _ => ApiError::ShuttingDown,
+    }
+}
+
+/// `GET /d/{key}`.
+pub async fn get(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse> {
+    let key = key_of(&req, "/d/", state.limits.max_key_bytes)?;
+    let consistency = consistency_of(&req)?;
+    let _slot = InFlight::enter(&state)?;
+    let outcome = state
+        .get
+        .send(ClientGet {
+            key: key.clone(),
+            consistency,
+        })
+        .await
+        .map_err(|_| ApiError::ShuttingDown)?;
+    match outcome {
+        Outcome::Read(Some(record)) => match record.value {
+            Some(value) => Ok(HttpResponse::Ok()
+                .content_type("application/octet-stream")
+                .insert_header(("X-Swimkv-Version", record.version.to_string()))
+                .insert_header((header::ETAG, format!("\"{}\"", record.version)))
+                .body(value)),
+            None => Err(ApiError::NotFound { key }),
+        },
+        Outcome::Read(None) => Err(ApiError::NotFound { key }),
+        other => Err(unavailable(other)),
+    }
+}
+
+async fn write(
+    req: &HttpRequest,
+    state: &AppState,
+    value: Option<Bytes>,
+    key: String,
+) -> Result<HttpResponse> {
+    let consistency = consistency_of(req)?;
+    let _slot = InFlight::enter(state)?;
+    let outcome = state
+        .put
+        .send(ClientPut {
+            key: key.clone(),
+            value,
+            consistency,
+        })
+        .await
+        .map_err(|_| ApiError::ShuttingDown)?;
+    match outcome {
+        Outcome::Written { version, acks } => Ok(HttpResponse::Ok().json(json!({
+            "key": key,
+            "version": version.to_string(),
+            "acks": acks,
+        }))),
+        other => Err(unavailable(other)),
+    }
+}
+
+/// `POST /d/{key}` and `PUT /d/{key}`: the body is the value, raw bytes.
+pub async fn put(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse> {
+    let key = key_of(&req, "/d/", state.limits.max_key_bytes)?;
+    consistency_of(&req)?;
+    let value = read_body(&req, payload, state.limits.max_value_bytes).await?;
+    write(&req, &state, Some(value), key).await
+}
+
+/// `DELETE /d/{key}`: writes a tombstone.
+pub async fn delete(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse> {
+    let key = key_of(&req, "/d/", state.limits.max_key_bytes)?;
+    write(&req, &state, None, key).await
+}
+
+/// Any method a route does not serve.
+pub async fn method_not_allowed() -> Result<HttpResponse> {
+    Err(ApiError::MethodNotAllowed)
+}
+
+/// Any path no route serves.
+pub async fn no_route() -> Result<HttpResponse> {
+    Err(ApiError::NoRoute)
+}
+
+/// `GET /health`.
+pub async fn health(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok().json(json!({"status": "ok", "node": state.node}))
+}
+
+/// `GET /ready`: joined, and the ring can hold a quorum.
+pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse> {
+    let view = state
+        .members
+        .send(GetMembers)
+        .await
+        .map_err(|_| ApiError::ShuttingDown)?;
+    let live = view.members.iter().filter(|m| m.state.is_live()).count();
+    let joined = state.introducers == 0 || live > 1;
+    let quorum = state.replication.r.max(state.replication.w);
+    let ready = joined && live >= quorum.min(state.replication.n);
+    let body = json!({"ready": ready, "joined": joined, "live_members": live});
+    Ok(if ready {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    })
+}
+
+/// `GET /cluster/members`.
+pub async fn members(state: web::Data<AppState>) -> Result<HttpResponse> {
+    let view = state
+        .members
+        .send(GetMembers)
+        .await
+        .map_err(|_| ApiError::ShuttingDown)?;
+    Ok(HttpResponse::Ok().json(view))
+}
+
+/// `GET /cluster/ring`.
+pub async fn ring(state: web::Data<AppState>) -> Result<HttpResponse> {
+    let snap = state
+        .ring
+        .send(GetRing)
+        .await
+        .map_err(|_| ApiError::ShuttingDown)?;
+    let ring = &snap.ring;
+    let members: Vec<_> = ring
+        .members()
+        .iter()
+        .map(|m| json!({"id": m, "peer_addr": snap.peers.get(m), "tokens": ring.tokens_of(m)}))
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({
+        "epoch": ring.epoch(),
+        "vnodes": ring.vnodes(),
+        "replication": state.replication.n,
+        "members": members,
+    })))
+}
+
+/// `GET /cluster/locate/{key}`.
+pub async fn locate(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse> {
+    let key = key_of(&req, "/cluster/locate/", state.limits.max_key_bytes)?;
+    let snap = state
+        .ring
+        .send(GetRing)
+        .await
+        .map_err(|_| ApiError::ShuttingDown)?;
+    let token = crate::ring::hash::token(key.as_bytes());
+    let replicas: Vec<_> = snap
+        .ring
+        .preference_list(token, state.replication.n)
+        .into_iter()
+        .map(|m| json!({"id": m, "peer_addr": snap.peers.get(m)}))
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({
+        "key": key,
+        "token": token,
+        "epoch": snap.ring.epoch(),
+        "replicas": replicas,
+    })))
+}
+
+/// `GET /cluster/local?after=<key>&limit=<n>`: the keys held locally, paged.
+pub async fn local(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse> {
+    let after = match query_param(&req, "after") {
+        Some(a) if !a.is_empty() => Some(decode_key(a, state.limits.max_key_bytes)?),
+        _ => None,
+    };
+    let limit = match query_param(&req, "limit") {
+        Some(l) => l
+            .parse::<usize>()
+            .ok()
+            .filter(|l| (1..=10_000).contains(l))
+            .ok_or_else(|| ApiError::bad_request("limit must be a number from 1 to 10000"))?,
+        None => 1000,
+    };
+    let page = state
+        .local
+        .send(LocalPage { after, limit })
+        .await
+        .map_err(|_| ApiError::ShuttingDown)?;
+    let next = if page.len() == limit {
+        page.last().map(|(k, _)| k.clone())
+    } else {
+        None
+    };
+    let keys: Vec<_> = page
+        .into_iter()
+        .map(|(k, r)| {
+            json!({
+                "key": k,
+                "version": r.version.to_string(),
+                "tombstone": r.is_tombstone(),
+                "size": r.value.as_ref().map_or(0, |v| v.len()),
+            })
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({"node": state.node, "keys": keys, "next": next})))
+}
+
+/// `POST /cluster/leave`: announce `left`, then stop the node.
+pub async fn leave(state: web::Data<AppState>) -> Result<HttpResponse> {
+    state
+        .leave
+        .send(Leave)
+        .await
+        .map_err(|_| ApiError::ShuttingDown)?;
+    if let Some(shutdown) = &state.shutdown {
+        shutdown.do_send(crate::node::Shutdown);
+    }
+    Ok(HttpResponse::Accepted().json(json!({"node": state.node, "state": "leaving"})))
+}
+
+/// `GET /metrics`: Prometheus text format.
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
+        .body(state.metrics.render())
+}

@@ -1,0 +1,221 @@
+//! The command line: `swimkv <port> [<introducer>] [flags]` into a [`Config`].
+//!
+//! Every setting of the Config is a flag with its default shown in `--help` and an
+//! environment variable `SWIMKV_*`. Invariant: the defaults here equal
+//! `Config::new`'s (a unit test holds them together).
+
+use crate::config::{Config, PEER_PORT_OFFSET};
+use clap::Parser;
+
+/// swimkv: a distributed key-value store (SWIM membership, consistent hashing, quorum replication).
+#[derive(Parser, Debug, Clone)]
+#[command(name = "swimkv", version, about, long_about = None)]
+pub struct Cli {
+    /// HTTP port of this node; SWIM uses UDP on the same port number.
+    #[arg(env = "SWIMKV_PORT")]
+    pub port: u16,
+    /// Introducer to join through: a port on this host (8080) or host:port.
+    #[arg(env = "SWIMKV_INTRODUCER")]
+    pub introducer: Option<String>,
+    /// Address to bind the HTTP, UDP and peer listeners to.
+    #[arg(long, env = "SWIMKV_BIND", default_value = "127.0.0.1")]
+    pub bind: String,
+    /// Address other nodes reach this node at [default: the bind address, or 127.0.0.1 when binding 0.0.0.0].
+    #[arg(long, env = "SWIMKV_ADVERTISE")]
+    pub advertise: Option<String>,
+    /// Peer RPC (TCP) port [default: HTTP port + 10000].
+    #[arg(long, env = "SWIMKV_PEER_PORT")]
+    pub peer_port: Option<u16>,
+    /// Cluster id: nodes only talk to nodes with the same id.
+    #[arg(long, env = "SWIMKV_CLUSTER_ID", default_value = "swimkv")]
+    pub cluster_id: String,
+    /// Replication factor N.
+    #[arg(
+        short = 'n',
+        long = "replicas",
+        env = "SWIMKV_REPLICAS",
+        default_value_t = 3
+    )]
+    pub n: usize,
+    /// Read quorum R.
+    #[arg(
+        short = 'r',
+        long = "read-quorum",
+        env = "SWIMKV_READ_QUORUM",
+        default_value_t = 2
+    )]
+    pub r: usize,
+    /// Write quorum W.
+    #[arg(
+        short = 'w',
+        long = "write-quorum",
+        env = "SWIMKV_WRITE_QUORUM",
+        default_value_t = 2
+    )]
+    pub w: usize,
+    /// Accept R + W <= N (reads may miss acknowledged writes).
+    #[arg(long, env = "SWIMKV_ALLOW_WEAK_QUORUM")]
+    pub allow_weak_quorum: bool,
+    /// How long a coordinator waits for replicas, in ms.
+    #[arg(long, env = "SWIMKV_REQUEST_TIMEOUT_MS", default_value_t = 2000)]
+    pub request_timeout_ms: u64,
+    /// How long tombstones are kept before collection, in ms.
+    #[arg(long, env = "SWIMKV_TOMBSTONE_GRACE_MS", default_value_t = 86_400_000)]
+    pub tombstone_grace_ms: u64,
+    /// Virtual nodes per member on the ring.
+    #[arg(long, env = "SWIMKV_VNODES", default_value_t = 64)]
+    pub vnodes: u32,
+    /// HTTP worker threads.
+    #[arg(long, env = "SWIMKV_HTTP_WORKERS", default_value_t = 2)]
+    pub http_workers: usize,
+    /// SWIM protocol period, in ms.
+    #[arg(long, env = "SWIMKV_PROTOCOL_PERIOD_MS", default_value_t = 1000)]
+    pub protocol_period_ms: u64,
+    /// SWIM direct probe timeout, in ms.
+    #[arg(long, env = "SWIMKV_PROBE_TIMEOUT_MS", default_value_t = 400)]
+    pub probe_timeout_ms: u64,
+    /// Helpers asked to ping-req a silent member (k).
+    #[arg(long, env = "SWIMKV_INDIRECT_PROBES", default_value_t = 3)]
+    pub indirect_probes: usize,
+    /// Suspicion timeout multiplier: min timeout = mult * log10(n) * period.
+    #[arg(long, env = "SWIMKV_SUSPICION_MULT", default_value_t = 2)]
+    pub suspicion_mult: u64,
+    /// Lifeguard: max suspicion timeout as a multiple of the minimum.
+    #[arg(long, env = "SWIMKV_SUSPICION_MAX_MULT", default_value_t = 4)]
+    pub suspicion_max_mult: u64,
+    /// Gossip retransmit multiplier lambda: each update is sent lambda * log(n) times.
+    #[arg(long, env = "SWIMKV_RETRANSMIT_MULT", default_value_t = 4)]
+    pub retransmit_mult: u32,
+    /// Largest SWIM datagram, in bytes.
+    #[arg(long, env = "SWIMKV_MAX_DATAGRAM_BYTES", default_value_t = 1400)]
+    pub max_datagram_bytes: usize,
+    /// Full state exchange (push-pull) interval, in ms.
+    #[arg(long, env = "SWIMKV_PUSH_PULL_INTERVAL_MS", default_value_t = 30_000)]
+    pub push_pull_interval_ms: u64,
+    /// Interval of re-joins and probes of dead members (partition healing), in ms.
+    #[arg(long, env = "SWIMKV_RECONNECT_INTERVAL_MS", default_value_t = 10_000)]
+    pub reconnect_interval_ms: u64,
+    /// Turn the Lifeguard refinements off (local health, dogpile, buddy system).
+    #[arg(long, env = "SWIMKV_NO_LIFEGUARD")]
+    pub no_lifeguard: bool,
+    /// Largest key, in bytes.
+    #[arg(long, env = "SWIMKV_MAX_KEY_BYTES", default_value_t = 1024)]
+    pub max_key_bytes: usize,
+    /// Largest value, in bytes.
+    #[arg(long, env = "SWIMKV_MAX_VALUE_BYTES", default_value_t = 1_048_576)]
+    pub max_value_bytes: usize,
+    /// Largest peer RPC frame, in bytes.
+    #[arg(long, env = "SWIMKV_MAX_FRAME_BYTES", default_value_t = 4_194_304)]
+    pub max_frame_bytes: usize,
+    /// Client requests in flight before answering 503 with Retry-After.
+    #[arg(long, env = "SWIMKV_MAX_INFLIGHT", default_value_t = 4096)]
+    pub max_inflight: usize,
+}
+
+/// `8080` means `127.0.0.1:8080`; anything else is taken as `host:port`.
+pub fn introducer_addr(s: &str) -> String {
+    match s.parse::<u16>() {
+        Ok(port) => format!("127.0.0.1:{port}"),
+        Err(_) => s.to_string(),
+    }
+}
+
+impl Cli {
+    /// The configuration these flags describe (not yet validated).
+    pub fn into_config(self) -> Config {
+        let mut c = Config::new(self.port);
+        c.advertise_host = self
+            .advertise
+            .clone()
+            .unwrap_or_else(|| match self.bind.as_str() {
+                "0.0.0.0" | "::" => "127.0.0.1".to_string(),
+                b => b.to_string(),
+            });
+        c.bind_host = self.bind;
+        c.peer_port = self
+            .peer_port
+            .unwrap_or_else(|| self.port.checked_add(PEER_PORT_OFFSET).unwrap_or(0));
+        c.introducers = self.introducer.iter().map(|i| introducer_addr(i)).collect();
+        c.cluster_id = self.cluster_id;
+        c.vnodes = self.vnodes;
+        c.http_workers = self.http_workers;
+        let r = &mut c.replication;
+        r.n = self.n;
+        r.r = self.r;
+        r.w = self.w;
+        r.allow_weak_quorum = self.allow_weak_quorum;
+        r.request_timeout_ms = self.request_timeout_ms;
+        r.tombstone_grace_ms = self.tombstone_grace_ms;
+        let s = &mut c.swim;
+        s.protocol_period_ms = self.protocol_period_ms;
+        s.probe_timeout_ms = self.probe_timeout_ms;
+        s.indirect_probes = self.indirect_probes;
+        s.suspicion_mult = self.suspicion_mult;
+        s.suspicion_max_mult = self.suspicion_max_mult;
+        s.retransmit_mult = self.retransmit_mult;
+        s.max_datagram_bytes = self.max_datagram_bytes;
+        s.push_pull_interval_ms = self.push_pull_interval_ms;
+        s.reconnect_interval_ms = self.reconnect_interval_ms;
+        s.lifeguard = !self.no_lifeguard;
+        let l = &mut c.limits;
+        l.max_key_bytes = self.max_key_bytes;
+        l.max_value_bytes = self.max_value_bytes;
+        l.max_frame_bytes = self.max_frame_bytes;
+        l.max_inflight_requests = self.max_inflight;
+        c
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Config {
+        Cli::try_parse_from(std::iter::once("swimkv").chain(args.iter().copied()))
+            .expect("valid arguments")
+            .into_config()
+    }
+
+    #[test]
+    fn flag_defaults_equal_the_config_defaults() {
+        assert_eq!(parse(&["8080"]), Config::new(8080));
+    }
+
+    #[test]
+    fn an_introducer_is_a_port_or_host_and_port() {
+        assert_eq!(parse(&["8081", "8080"]).introducers, ["127.0.0.1:8080"]);
+        assert_eq!(
+            parse(&["8081", "10.0.0.1:9000"]).introducers,
+            ["10.0.0.1:9000"]
+        );
+    }
+
+    #[test]
+    fn flags_reach_the_config() {
+        let c = parse(&[
+            "8080",
+            "-n",
+            "5",
+            "-r",
+            "3",
+            "-w",
+            "3",
+            "--vnodes",
+            "8",
+            "--no-lifeguard",
+            "--peer-port",
+            "9999",
+        ]);
+        assert_eq!(
+            (c.replication.n, c.replication.r, c.replication.w, c.vnodes),
+            (5, 3, 3, 8)
+        );
+        assert!(!c.swim.lifeguard);
+        assert_eq!(c.peer_port, 9999);
+    }
+
+    #[test]
+    fn a_port_without_room_for_the_peer_offset_gets_an_invalid_peer_port() {
+        assert!(parse(&["60000"]).validate().is_err());
+    }
+}

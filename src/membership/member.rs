@@ -1,0 +1,135 @@
+//! Members and the precedence of membership updates.
+//!
+//! A member is named by the address of its UDP/HTTP port (`host:port`) and is
+//! also identified by a generation (its start time): a restarted node comes back
+//! with a higher generation and supersedes its old self. Updates about one member
+//! are ordered by `(generation, incarnation, state)` with `alive < suspect < dead <
+//! left`, which is exactly SWIM's rule (section 4.2): alive overrides suspect only
+//! with a higher incarnation, suspect overrides alive at the same incarnation,
+//! dead overrides both, and a graceful `left` beats everything of its incarnation.
+//! Invariant: applying updates in any order converges to the greatest one. Pure.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// A member's state as gossiped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    /// Answers probes.
+    Alive,
+    /// Missed a probe; will be declared dead unless it refutes in time.
+    Suspect,
+    /// Declared failed.
+    Dead,
+    /// Left the cluster gracefully.
+    Left,
+}
+
+impl State {
+    /// Lower-case name used in JSON and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Alive => "alive",
+            State::Suspect => "suspect",
+            State::Dead => "dead",
+            State::Left => "left",
+        }
+    }
+
+    /// True for members that belong on the ring (they may still answer).
+    pub fn is_live(self) -> bool {
+        matches!(self, State::Alive | State::Suspect)
+    }
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One piece of membership news, as gossiped and as exchanged in push-pull.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Update {
+    /// The member's name (`host:port` of its UDP/HTTP port).
+    pub name: String,
+    /// The member's generation (start time); a restart raises it.
+    pub generation: u64,
+    /// The member's incarnation; only the member itself raises it (refutation).
+    pub incarnation: u64,
+    /// The state this update asserts.
+    pub state: State,
+    /// The member's peer RPC port.
+    pub peer_port: u16,
+}
+
+impl Update {
+    /// The precedence key: a greater key overrides a smaller one.
+    pub fn precedence(&self) -> (u64, u64, State) {
+        (self.generation, self.incarnation, self.state)
+    }
+
+    /// True when this update should replace what `current` says.
+    pub fn overrides(&self, current: &Update) -> bool {
+        self.precedence() > current.precedence()
+    }
+}
+
+/// What this node knows of one member.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Member {
+    /// The newest update applied.
+    pub update: Update,
+    /// When the state last changed (node-local milliseconds).
+    pub last_change_ms: u64,
+}
+
+impl Member {
+    /// The member's name.
+    pub fn name(&self) -> &str {
+        &self.update.name
+    }
+
+    /// The member's state.
+    pub fn state(&self) -> State {
+        self.update.state
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn u(generation: u64, incarnation: u64, state: State) -> Update {
+        Update {
+            name: "n".into(),
+            generation,
+            incarnation,
+            state,
+            peer_port: 1,
+        }
+    }
+
+    #[test]
+    fn swim_precedence_rules_hold() {
+        use State::*;
+        // Alive overrides suspect only with a higher incarnation.
+        assert!(u(1, 2, Alive).overrides(&u(1, 1, Suspect)));
+        assert!(!u(1, 1, Alive).overrides(&u(1, 1, Suspect)));
+        // Suspect overrides alive at the same or a higher incarnation.
+        assert!(u(1, 1, Suspect).overrides(&u(1, 1, Alive)));
+        assert!(!u(1, 0, Suspect).overrides(&u(1, 1, Alive)));
+        // Dead overrides alive and suspect of its incarnation.
+        assert!(u(1, 1, Dead).overrides(&u(1, 1, Suspect)));
+        assert!(u(1, 1, Dead).overrides(&u(1, 1, Alive)));
+        // A refutation with a higher incarnation revives a dead member.
+        assert!(u(1, 2, Alive).overrides(&u(1, 1, Dead)));
+        // Left beats everything of its incarnation.
+        assert!(u(1, 1, Left).overrides(&u(1, 1, Dead)));
+        // A new generation supersedes anything of the old one.
+        assert!(u(2, 0, Alive).overrides(&u(1, 9, Left)));
+        // Nothing overrides itself (idempotence).
+        assert!(!u(1, 1, Alive).overrides(&u(1, 1, Alive)));
+    }
+}

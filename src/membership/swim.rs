@@ -1,0 +1,873 @@
+//! The SWIM failure detector and membership protocol with Lifeguard, as a pure core.
+//!
+//! One member is probed per protocol period in a shuffled round-robin order. A
+//! probe that gets no ack within the probe timeout is retried indirectly through k
+//! helpers (ping-req), who answer with a nack when the target stays silent. A probe
+//! still unanswered when the next period starts makes the target suspect; a suspect
+//! is declared dead when its suspicion timeout — long at first, shorter with every
+//! independent confirmation — expires without a refutation. Membership news rides on
+//! every datagram (see `gossip.rs`); joins and a slow periodic push-pull exchange
+//! full state in datagram-sized chunks; dead members and introducers are contacted
+//! now and then so that healed partitions merge.
+//!
+//! Invariants: every datagram produced fits the datagram budget; every timer is
+//! plain data and is ignored when it no longer matches the state it was set for;
+//! only this node ever raises its own incarnation. Pure: time is passed in, the RNG
+//! is seeded at construction, and effects are returned, never performed.
+
+use super::gossip::{retransmit_limit, Gossip};
+use super::member::{Member, State, Update};
+use super::message::{update_size, Body, Datagram};
+use super::suspicion;
+use crate::config::SwimConfig;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::Rng;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// A timer, as data. The core recognises stale timers when they fire.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Timer {
+    /// Start the next protocol period.
+    Protocol {
+        /// Round the timer was set for.
+        round: u64,
+    },
+    /// The direct probe's ack is late: ask helpers.
+    ProbeTimeout {
+        /// Probe sequence number.
+        seq: u64,
+    },
+    /// As a ping-req helper, the target did not ack in time: nack the origin.
+    RelayTimeout {
+        /// This node's sequence number for the relayed ping.
+        seq: u64,
+    },
+    /// A suspicion may have expired.
+    Suspicion {
+        /// The suspect.
+        name: String,
+        /// The suspect's generation when suspected.
+        generation: u64,
+        /// The suspect's incarnation when suspected.
+        incarnation: u64,
+    },
+    /// Exchange full state with a random member.
+    PushPull,
+    /// Re-join through introducers when alone; contact a dead member; forget old ones.
+    Reconnect,
+    /// Retry a join that got no answer.
+    JoinRetry {
+        /// Attempt number.
+        attempt: u32,
+    },
+}
+
+/// A change of a member as seen by this node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// A new member, or a new generation of a known one.
+    Joined(Update),
+    /// A member became suspect.
+    Suspected(Update),
+    /// A suspect or dead member is alive again (refuted).
+    Recovered(Update),
+    /// A member was declared dead.
+    Died(Update),
+    /// A member left gracefully.
+    Left(Update),
+}
+
+impl Event {
+    /// The update behind the event.
+    pub fn update(&self) -> &Update {
+        match self {
+            Event::Joined(u)
+            | Event::Suspected(u)
+            | Event::Recovered(u)
+            | Event::Died(u)
+            | Event::Left(u) => u,
+        }
+    }
+}
+
+/// What the shell must do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Effect {
+    /// Send a datagram to the member (or introducer) named `to`.
+    Send {
+        /// `host:port` to send to.
+        to: String,
+        /// The datagram.
+        datagram: Datagram,
+    },
+    /// Call [`Swim::on_timer`] with `timer` after `after_ms`.
+    Schedule {
+        /// Delay in milliseconds.
+        after_ms: u64,
+        /// The timer.
+        timer: Timer,
+    },
+    /// Tell subscribers.
+    Notify(Event),
+}
+
+/// Counters of protocol activity.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Direct probes sent.
+    pub probes: u64,
+    /// Ping-req requests sent.
+    pub ping_reqs: u64,
+    /// Nacks received.
+    pub nacks: u64,
+    /// Members this node suspected itself.
+    pub suspicions: u64,
+    /// Members this node declared dead.
+    pub deaths: u64,
+    /// Times this node refuted a suspicion about itself.
+    pub refutations: u64,
+    /// Datagrams produced.
+    pub datagrams: u64,
+}
+
+#[derive(Debug)]
+struct Probe {
+    seq: u64,
+    target: String,
+    acked: bool,
+    expected_nacks: u32,
+    nacks: u32,
+}
+
+#[derive(Debug)]
+struct Relay {
+    origin: String,
+    origin_seq: u64,
+}
+
+#[derive(Debug)]
+struct Suspicion {
+    generation: u64,
+    incarnation: u64,
+    started_ms: u64,
+    confirmations: BTreeSet<String>,
+    deadline_ms: u64,
+}
+
+/// Room in a datagram for anything but the gossip list (sender, body, list length).
+const LIST_OVERHEAD: usize = 4;
+
+/// One node's SWIM state machine.
+pub struct Swim {
+    me: Update,
+    config: SwimConfig,
+    payload_budget: usize,
+    rng: StdRng,
+    members: BTreeMap<String, Member>,
+    gossip: Gossip,
+    probe_order: Vec<String>,
+    probe_index: usize,
+    seq: u64,
+    round: u64,
+    probe: Option<Probe>,
+    relays: HashMap<u64, Relay>,
+    suspicions: HashMap<String, Suspicion>,
+    health: u32,
+    introducers: Vec<String>,
+    now: u64,
+    stats: Stats,
+    leaving: bool,
+}
+
+impl Swim {
+    /// A node named `name` (its `host:port`), started at generation `generation`,
+    /// whose datagram payloads may use `payload_budget` bytes.
+    pub fn new(
+        name: String,
+        generation: u64,
+        peer_port: u16,
+        config: SwimConfig,
+        payload_budget: usize,
+        rng: StdRng,
+    ) -> Swim {
+        Swim {
+            me: Update {
+                name,
+                generation,
+                incarnation: 0,
+                state: State::Alive,
+                peer_port,
+            },
+            config,
+            payload_budget,
+            rng,
+            members: BTreeMap::new(),
+            gossip: Gossip::new(),
+            probe_order: Vec::new(),
+            probe_index: 0,
+            seq: 0,
+            round: 0,
+            probe: None,
+            relays: HashMap::new(),
+            suspicions: HashMap::new(),
+            health: 0,
+            introducers: Vec::new(),
+            now: 0,
+            stats: Stats::default(),
+            leaving: false,
+        }
+    }
+
+    /// This node's own update (name, generation, incarnation, state).
+    pub fn me(&self) -> &Update {
+        &self.me
+    }
+
+    /// Every other member this node knows, in name order.
+    pub fn members(&self) -> impl Iterator<Item = &Member> {
+        self.members.values()
+    }
+
+    /// Number of live members (alive or suspect), this node included.
+    pub fn live_count(&self) -> usize {
+        1 + self
+            .members
+            .values()
+            .filter(|m| m.state().is_live())
+            .count()
+    }
+
+    /// The Lifeguard local health score (0 = healthy).
+    pub fn health(&self) -> u32 {
+        self.health
+    }
+
+    /// Updates waiting to be gossiped.
+    pub fn gossip_backlog(&self) -> usize {
+        self.gossip.len()
+    }
+
+    /// Protocol counters.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    fn multiplier(&self) -> u64 {
+        if self.config.lifeguard {
+            u64::from(self.health) + 1
+        } else {
+            1
+        }
+    }
+
+    fn adjust_health(&mut self, delta: i64) {
+        if !self.config.lifeguard {
+            return;
+        }
+        let max = i64::from(self.config.max_local_health.saturating_sub(1));
+        self.health = (i64::from(self.health) + delta).clamp(0, max) as u32;
+    }
+
+    /// Starts the protocol at `now`, joining through `introducers` (may be empty).
+    pub fn start(&mut self, now: u64, introducers: Vec<String>, out: &mut Vec<Effect>) {
+        self.now = now;
+        self.introducers = introducers
+            .into_iter()
+            .filter(|i| *i != self.me.name)
+            .collect();
+        let first = self.rng.gen_range(0..self.config.protocol_period_ms.max(1));
+        out.push(Effect::Schedule {
+            after_ms: first,
+            timer: Timer::Protocol { round: 0 },
+        });
+        out.push(Effect::Schedule {
+            after_ms: self.config.push_pull_interval_ms,
+            timer: Timer::PushPull,
+        });
+        out.push(Effect::Schedule {
+            after_ms: self.config.reconnect_interval_ms,
+            timer: Timer::Reconnect,
+        });
+        if !self.introducers.is_empty() {
+            self.send_join(out);
+            out.push(Effect::Schedule {
+                after_ms: self.join_backoff(1),
+                timer: Timer::JoinRetry { attempt: 1 },
+            });
+        }
+    }
+
+    fn join_backoff(&self, attempt: u32) -> u64 {
+        let base = (self.config.protocol_period_ms / 4).max(1);
+        base.saturating_mul(1u64 << attempt.min(10))
+            .min(self.config.reconnect_interval_ms)
+    }
+
+    fn send_join(&mut self, out: &mut Vec<Effect>) {
+        for to in self.introducers.clone() {
+            self.send(out, to, Body::Join);
+        }
+    }
+
+    /// Leaves gracefully: announces `left` to several members and stops refuting.
+    pub fn leave(&mut self, now: u64, out: &mut Vec<Effect>) {
+        self.now = now;
+        self.leaving = true;
+        self.me.incarnation += 1;
+        self.me.state = State::Left;
+        let mut live: Vec<String> = self.live_names();
+        live.shuffle(&mut self.rng);
+        let fanout =
+            (retransmit_limit(self.config.retransmit_mult, self.live_count()) as usize).max(3);
+        for to in live.into_iter().take(fanout) {
+            let body = Body::Sync {
+                reply: false,
+                members: vec![self.me.clone()],
+            };
+            self.send(out, to, body);
+        }
+    }
+
+    fn live_names(&self) -> Vec<String> {
+        self.members
+            .values()
+            .filter(|m| m.state().is_live())
+            .map(|m| m.update.name.clone())
+            .collect()
+    }
+
+    /// A timer fired at `now`.
+    pub fn on_timer(&mut self, now: u64, timer: Timer, out: &mut Vec<Effect>) {
+        self.now = now;
+        match timer {
+            Timer::Protocol { round } if round == self.round => self.protocol_period(out),
+            Timer::Protocol { .. } => {}
+            Timer::ProbeTimeout { seq } => self.probe_timeout(seq, out),
+            Timer::RelayTimeout { seq } => {
+                if let Some(relay) = self.relays.remove(&seq) {
+                    if self.config.lifeguard {
+                        self.send(
+                            out,
+                            relay.origin,
+                            Body::Nack {
+                                seq: relay.origin_seq,
+                            },
+                        );
+                    }
+                }
+            }
+            Timer::Suspicion {
+                name,
+                generation,
+                incarnation,
+            } => self.suspicion_timer(&name, generation, incarnation, out),
+            Timer::PushPull => {
+                let live = self.live_names();
+                if let Some(to) = live.choose(&mut self.rng).cloned() {
+                    self.send_state(out, to, true);
+                }
+                let chunks = self.state_chunks().len().max(1) as u64;
+                out.push(Effect::Schedule {
+                    after_ms: self.config.push_pull_interval_ms.saturating_mul(chunks),
+                    timer: Timer::PushPull,
+                });
+            }
+            Timer::Reconnect => self.reconnect(out),
+            Timer::JoinRetry { attempt } => {
+                if self.live_count() == 1 && !self.leaving {
+                    self.send_join(out);
+                    out.push(Effect::Schedule {
+                        after_ms: self.join_backoff(attempt + 1),
+                        timer: Timer::JoinRetry {
+                            attempt: attempt + 1,
+                        },
+                    });
+                }
+            }
+        }
+    }
+
+    fn reconnect(&mut self, out: &mut Vec<Effect>) {
+        out.push(Effect::Schedule {
+            after_ms: self.config.reconnect_interval_ms,
+            timer: Timer::Reconnect,
+        });
+        if self.leaving {
+            return;
+        }
+        if self.live_count() == 1 {
+            self.send_join(out);
+        } else if let Some(intro) = self.introducers.choose(&mut self.rng).cloned() {
+            // Ask an introducer for its state now and then: heals a partition whose
+            // halves forgot each other.
+            if !self
+                .members
+                .get(&intro)
+                .is_some_and(|m| m.state().is_live())
+            {
+                self.send_state(out, intro, true);
+            }
+        }
+        let dead: Vec<String> = self
+            .members
+            .values()
+            .filter(|m| m.state() == State::Dead)
+            .map(|m| m.update.name.clone())
+            .collect();
+        if let Some(to) = dead.choose(&mut self.rng).cloned() {
+            self.send_state(out, to, true);
+        }
+        let horizon = self.now.saturating_sub(self.config.dead_reclaim_ms);
+        self.members
+            .retain(|_, m| m.state().is_live() || m.last_change_ms >= horizon);
+    }
+
+    fn protocol_period(&mut self, out: &mut Vec<Effect>) {
+        self.finish_probe(out);
+        self.round += 1;
+        let mult = self.multiplier();
+        out.push(Effect::Schedule {
+            after_ms: self.config.protocol_period_ms * mult,
+            timer: Timer::Protocol { round: self.round },
+        });
+        if self.leaving {
+            return;
+        }
+        let Some(target) = self.next_target() else {
+            return;
+        };
+        self.seq += 1;
+        self.stats.probes += 1;
+        self.probe = Some(Probe {
+            seq: self.seq,
+            target: target.clone(),
+            acked: false,
+            expected_nacks: 0,
+            nacks: 0,
+        });
+        self.send(out, target, Body::Ping { seq: self.seq });
+        out.push(Effect::Schedule {
+            after_ms: self.config.probe_timeout_ms * mult,
+            timer: Timer::ProbeTimeout { seq: self.seq },
+        });
+    }
+
+    fn next_target(&mut self) -> Option<String> {
+        for _ in 0..2 {
+            while self.probe_index < self.probe_order.len() {
+                let name = self.probe_order[self.probe_index].clone();
+                self.probe_index += 1;
+                if self.members.get(&name).is_some_and(|m| m.state().is_live()) {
+                    return Some(name);
+                }
+            }
+            self.probe_order = self.live_names();
+            self.probe_order.shuffle(&mut self.rng);
+            self.probe_index = 0;
+        }
+        None
+    }
+
+    fn finish_probe(&mut self, out: &mut Vec<Effect>) {
+        let Some(probe) = self.probe.take() else {
+            return;
+        };
+        if probe.acked {
+            self.adjust_health(-1);
+            return;
+        }
+        let missed = i64::from(probe.expected_nacks.saturating_sub(probe.nacks));
+        self.adjust_health(if probe.expected_nacks > 0 { missed } else { 1 });
+        let Some(m) = self.members.get(&probe.target) else {
+            return;
+        };
+        if m.state() != State::Alive {
+            return;
+        }
+        let suspect = Update {
+            state: State::Suspect,
+            ..m.update.clone()
+        };
+        self.stats.suspicions += 1;
+        let me = self.me.name.clone();
+        self.apply(suspect, &me, out);
+    }
+
+    fn probe_timeout(&mut self, seq: u64, out: &mut Vec<Effect>) {
+        let Some(probe) = self.probe.as_ref() else {
+            return;
+        };
+        if probe.seq != seq || probe.acked {
+            return;
+        }
+        let target = probe.target.clone();
+        let mut helpers: Vec<String> = self
+            .members
+            .values()
+            .filter(|m| m.state() == State::Alive && m.update.name != target)
+            .map(|m| m.update.name.clone())
+            .collect();
+        helpers.shuffle(&mut self.rng);
+        helpers.truncate(self.config.indirect_probes);
+        if let Some(p) = self.probe.as_mut() {
+            p.expected_nacks = if self.config.lifeguard {
+                helpers.len() as u32
+            } else {
+                0
+            };
+        }
+        for h in helpers {
+            self.stats.ping_reqs += 1;
+            self.send(
+                out,
+                h,
+                Body::PingReq {
+                    seq,
+                    target: target.clone(),
+                },
+            );
+        }
+    }
+
+    fn suspicion_timer(
+        &mut self,
+        name: &str,
+        generation: u64,
+        incarnation: u64,
+        out: &mut Vec<Effect>,
+    ) {
+        let Some(s) = self.suspicions.get(name) else {
+            return;
+        };
+        if s.generation != generation || s.incarnation != incarnation || self.now < s.deadline_ms {
+            return;
+        }
+        let Some(m) = self.members.get(name) else {
+            return;
+        };
+        if m.state() != State::Suspect
+            || m.update.generation != generation
+            || m.update.incarnation != incarnation
+        {
+            return;
+        }
+        let dead = Update {
+            state: State::Dead,
+            ..m.update.clone()
+        };
+        self.stats.deaths += 1;
+        let me = self.me.name.clone();
+        self.apply(dead, &me, out);
+    }
+
+    /// A datagram arrived at `now`.
+    pub fn on_datagram(&mut self, now: u64, d: Datagram, out: &mut Vec<Effect>) {
+        self.now = now;
+        for u in d.gossip {
+            self.apply(u, &d.from, out);
+        }
+        match d.body {
+            Body::Ping { seq } => self.send(out, d.from, Body::Ack { seq }),
+            Body::Ack { seq } => {
+                if let Some(p) = self.probe.as_mut() {
+                    if p.seq == seq {
+                        p.acked = true;
+                    }
+                }
+                if let Some(relay) = self.relays.remove(&seq) {
+                    self.send(
+                        out,
+                        relay.origin,
+                        Body::Ack {
+                            seq: relay.origin_seq,
+                        },
+                    );
+                }
+            }
+            Body::Nack { seq } => {
+                if let Some(p) = self.probe.as_mut() {
+                    if p.seq == seq {
+                        p.nacks += 1;
+                        self.stats.nacks += 1;
+                    }
+                }
+            }
+            Body::PingReq { seq, target } => {
+                self.seq += 1;
+                self.relays.insert(
+                    self.seq,
+                    Relay {
+                        origin: d.from,
+                        origin_seq: seq,
+                    },
+                );
+                self.send(out, target, Body::Ping { seq: self.seq });
+                out.push(Effect::Schedule {
+                    after_ms: self.config.probe_timeout_ms * self.multiplier() * 4 / 5,
+                    timer: Timer::RelayTimeout { seq: self.seq },
+                });
+            }
+            Body::Join => self.send_state(out, d.from, false),
+            Body::Sync { reply, members } => {
+                for u in members {
+                    self.apply(u, &d.from, out);
+                }
+                if reply {
+                    self.send_state(out, d.from, false);
+                }
+            }
+        }
+    }
+
+    /// This node's full state (itself included) cut into datagram-sized chunks.
+    fn state_chunks(&self) -> Vec<Vec<Update>> {
+        let budget = self
+            .payload_budget
+            .saturating_sub(self.base_size(&Body::Sync {
+                reply: true,
+                members: Vec::new(),
+            }));
+        let mut chunks = vec![Vec::new()];
+        let mut used = 0;
+        let all = std::iter::once(&self.me).chain(self.members.values().map(|m| &m.update));
+        for u in all {
+            let size = update_size(u);
+            if used + size > budget && used > 0 {
+                chunks.push(Vec::new());
+                used = 0;
+            }
+            used += size;
+            if let Some(last) = chunks.last_mut() {
+                last.push(u.clone());
+            }
+        }
+        chunks
+    }
+
+    fn send_state(&mut self, out: &mut Vec<Effect>, to: String, reply: bool) {
+        for (i, members) in self.state_chunks().into_iter().enumerate() {
+            self.send_raw(
+                out,
+                to.clone(),
+                Body::Sync {
+                    reply: reply && i == 0,
+                    members,
+                },
+                false,
+            );
+        }
+    }
+
+    fn base_size(&self, body: &Body) -> usize {
+        Datagram {
+            from: self.me.name.clone(),
+            generation: self.me.generation,
+            body: body.clone(),
+            gossip: Vec::new(),
+        }
+        .encode()
+        .len()
+            + LIST_OVERHEAD
+    }
+
+    fn send(&mut self, out: &mut Vec<Effect>, to: String, body: Body) {
+        self.send_raw(out, to, body, true);
+    }
+
+    fn send_raw(&mut self, out: &mut Vec<Effect>, to: String, body: Body, piggyback: bool) {
+        let mut budget = self.payload_budget.saturating_sub(self.base_size(&body));
+        let mut gossip = Vec::new();
+        // Joins carry the joiner; a member we hold as suspect or dead hears so first
+        // (buddy system), so it can refute at once.
+        if matches!(body, Body::Join) {
+            budget = budget.saturating_sub(update_size(&self.me));
+            gossip.push(self.me.clone());
+        }
+        if let Some(m) = self.members.get(&to) {
+            if matches!(m.state(), State::Suspect | State::Dead)
+                && (self.config.lifeguard || m.state() == State::Dead)
+            {
+                let size = update_size(&m.update);
+                if size <= budget {
+                    budget -= size;
+                    gossip.push(m.update.clone());
+                }
+            }
+        }
+        if piggyback {
+            let limit = retransmit_limit(self.config.retransmit_mult, self.live_count());
+            gossip.extend(self.gossip.select(budget, limit));
+        }
+        self.stats.datagrams += 1;
+        out.push(Effect::Send {
+            to,
+            datagram: Datagram {
+                from: self.me.name.clone(),
+                generation: self.me.generation,
+                body,
+                gossip,
+            },
+        });
+    }
+
+    /// Applies one update heard from `from` (a member name, or this node).
+    fn apply(&mut self, u: Update, from: &str, out: &mut Vec<Effect>) {
+        if u.name == self.me.name {
+            self.apply_about_me(u);
+            return;
+        }
+        let Some(current) = self.members.get(&u.name) else {
+            if u.state.is_live() {
+                self.insert_new(u, from, out);
+            }
+            return;
+        };
+        if !u.overrides(&current.update) {
+            if u.state == State::Suspect && current.update == u {
+                self.confirm(&u.name, from, out);
+            }
+            return;
+        }
+        let old = current.update.clone();
+        let new_generation = u.generation != old.generation;
+        let changed = new_generation || u.state != old.state;
+        if let Some(m) = self.members.get_mut(&u.name) {
+            m.update = u.clone();
+            if changed {
+                m.last_change_ms = self.now;
+            }
+        }
+        self.gossip.enqueue(u.clone(), false);
+        if u.state == State::Suspect {
+            let tracked = self
+                .suspicions
+                .get(&u.name)
+                .is_some_and(|s| s.generation == u.generation && s.incarnation == u.incarnation);
+            if !tracked {
+                self.start_suspicion(&u, from, out);
+            }
+        } else {
+            self.suspicions.remove(&u.name);
+        }
+        if !changed {
+            return;
+        }
+        let event = match u.state {
+            State::Alive | State::Suspect if new_generation || !old.state.is_live() => {
+                Event::Joined(u.clone())
+            }
+            State::Alive => Event::Recovered(u.clone()),
+            State::Suspect => Event::Suspected(u.clone()),
+            State::Dead => Event::Died(u.clone()),
+            State::Left => Event::Left(u.clone()),
+        };
+        if u.state.is_live() && !old.state.is_live() {
+            self.add_to_probe_order(&u.name);
+        }
+        out.push(Effect::Notify(event));
+    }
+
+    fn apply_about_me(&mut self, u: Update) {
+        if self.leaving || u.generation != self.me.generation {
+            return;
+        }
+        if u.state != State::Alive && u.incarnation >= self.me.incarnation {
+            self.me.incarnation = u.incarnation + 1;
+            self.stats.refutations += 1;
+            self.adjust_health(1);
+            self.gossip.enqueue(self.me.clone(), true);
+        }
+    }
+
+    fn insert_new(&mut self, u: Update, from: &str, out: &mut Vec<Effect>) {
+        self.members.insert(
+            u.name.clone(),
+            Member {
+                update: u.clone(),
+                last_change_ms: self.now,
+            },
+        );
+        self.gossip.enqueue(u.clone(), false);
+        self.add_to_probe_order(&u.name);
+        if u.state == State::Suspect {
+            self.start_suspicion(&u, from, out);
+        }
+        out.push(Effect::Notify(Event::Joined(u)));
+    }
+
+    fn add_to_probe_order(&mut self, name: &str) {
+        // Insert at a random position of the remaining round (SWIM section 4.3).
+        let lo = self.probe_index.min(self.probe_order.len());
+        let at = self.rng.gen_range(lo..=self.probe_order.len());
+        self.probe_order.insert(at, name.to_string());
+    }
+
+    fn suspicion_bounds(&self) -> (u64, u64, usize) {
+        let n = self.live_count();
+        let min = suspicion::min_timeout_ms(
+            self.config.suspicion_mult,
+            n,
+            self.config.protocol_period_ms,
+        );
+        if !self.config.lifeguard {
+            return (min, min, 0);
+        }
+        let expected = self.config.indirect_probes.min(n.saturating_sub(2));
+        (min, min * self.config.suspicion_max_mult, expected)
+    }
+
+    fn start_suspicion(&mut self, u: &Update, from: &str, out: &mut Vec<Effect>) {
+        let (min, max, expected) = self.suspicion_bounds();
+        let mut confirmations = BTreeSet::new();
+        if from != self.me.name {
+            confirmations.insert(from.to_string());
+        }
+        let timeout = suspicion::timeout_ms(min, max, confirmations.len(), expected);
+        self.suspicions.insert(
+            u.name.clone(),
+            Suspicion {
+                generation: u.generation,
+                incarnation: u.incarnation,
+                started_ms: self.now,
+                confirmations,
+                deadline_ms: self.now + timeout,
+            },
+        );
+        out.push(Effect::Schedule {
+            after_ms: timeout,
+            timer: Timer::Suspicion {
+                name: u.name.clone(),
+                generation: u.generation,
+                incarnation: u.incarnation,
+            },
+        });
+    }
+
+    fn confirm(&mut self, name: &str, from: &str, out: &mut Vec<Effect>) {
+        if from == self.me.name || !self.config.lifeguard {
+            return;
+        }
+        let (min, max, expected) = self.suspicion_bounds();
+        let now = self.now;
+        let Some(s) = self.suspicions.get_mut(name) else {
+            return;
+        };
+        if !s.confirmations.insert(from.to_string()) {
+            return;
+        }
+        let deadline =
+            s.started_ms + suspicion::timeout_ms(min, max, s.confirmations.len(), expected);
+        if deadline < s.deadline_ms {
+            s.deadline_ms = deadline;
+            out.push(Effect::Schedule {
+                after_ms: deadline.saturating_sub(now),
+                timer: Timer::Suspicion {
+                    name: name.to_string(),
+                    generation: s.generation,
+                    incarnation: s.incarnation,
+                },
+            });
+        }
+    }
+}

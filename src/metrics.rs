@@ -1,0 +1,310 @@
+//! Prometheus metrics of one node, in the text exposition format (prometheus-client).
+//!
+//! Actors and handlers update the metrics they own as they go; counters kept as
+//! plain atomics by the transports are read at scrape time by a collector. Metric
+//! names start with `swimkv_`. Invariant: counters only grow.
+
+use crate::transport::rpc::RpcCounters;
+use crate::transport::udp::UdpCounters;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+/// Labels of an HTTP request.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// Route pattern, e.g. `/d/{key}`.
+    pub route: String,
+    /// HTTP method.
+    pub method: String,
+    /// Response status code.
+    pub status: u16,
+}
+
+/// Labels naming a route.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    /// Route pattern.
+    pub route: String,
+}
+
+/// Labels naming an operation kind (`read`, `write`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OpLabels {
+    /// Operation kind.
+    pub op: &'static str,
+}
+
+/// Labels naming a member state.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StateLabels {
+    /// alive, suspect, dead or left.
+    pub state: &'static str,
+}
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.000_05, 2.0, 18))
+}
+
+/// Every metric of a node.
+#[derive(Clone)]
+pub struct Metrics {
+    /// HTTP requests by route, method and status.
+    pub requests: Family<RequestLabels, Counter>,
+    /// HTTP request latency in seconds by route.
+    pub latency: Family<RouteLabels, Histogram, fn() -> Histogram>,
+    /// Client operations that missed their quorum.
+    pub quorum_failures: Family<OpLabels, Counter>,
+    /// Read repairs sent.
+    pub read_repairs: Counter,
+    /// Client requests refused because too many were in flight.
+    pub overloaded: Counter,
+    /// SWIM direct probes sent.
+    pub probes: Counter,
+    /// SWIM ping-req requests sent.
+    pub ping_reqs: Counter,
+    /// Members this node suspected.
+    pub suspicions: Counter,
+    /// Members this node declared dead.
+    pub deaths: Counter,
+    /// Suspicions about this node that it refuted.
+    pub refutations: Counter,
+    /// Members known, by state (this node included).
+    pub members: Family<StateLabels, Gauge>,
+    /// Membership updates waiting to be gossiped.
+    pub gossip_backlog: Gauge,
+    /// Lifeguard local health score (0 is healthy).
+    pub local_health: Gauge,
+    /// Ring epoch.
+    pub ring_epoch: Gauge,
+    /// Keys stored locally (tombstones included).
+    pub keys_stored: Gauge,
+    /// Keys stored locally whose newest record is a live value.
+    pub keys_live: Gauge,
+    /// Keys streamed to other nodes by rebalancing and re-replication.
+    pub rebalance_keys_moved: Counter,
+    /// Keys that still have to be streamed by the current rebalance.
+    pub rebalance_keys_pending: Gauge,
+    /// Unix time (seconds) the last rebalance completed.
+    pub rebalance_last_completion: Gauge,
+    registry: Arc<Registry>,
+}
+
+#[derive(Debug)]
+struct TransportCollector {
+    udp: Arc<UdpCounters>,
+    rpc: Arc<RpcCounters>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
+}
+
+fn counter(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    value: u64,
+) -> Result<(), std::fmt::Error> {
+    let c = ConstCounter::new(value);
+    let m = encoder.encode_descriptor(name, help, None, c.metric_type())?;
+    c.encode(m)
+}
+
+impl Collector for TransportCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let udp = &self.udp;
+        counter(
+            &mut encoder,
+            "swimkv_udp_received",
+            "SWIM datagrams received with a valid envelope",
+            udp.received.load(Ordering::Relaxed),
+        )?;
+        counter(
+            &mut encoder,
+            "swimkv_udp_sent",
+            "SWIM datagrams sent",
+            udp.sent.load(Ordering::Relaxed),
+        )?;
+        counter(
+            &mut encoder,
+            "swimkv_udp_send_dropped",
+            "SWIM datagrams dropped on send",
+            udp.send_dropped.load(Ordering::Relaxed),
+        )?;
+        let refused = udp.refused_snapshot();
+        let probe = ConstCounter::new(0u64);
+        let mut fam = encoder.encode_descriptor(
+            "swimkv_udp_refused",
+            "Datagrams refused, by reason (malformed, version, foreign_cluster, decode, ...)",
+            None,
+            probe.metric_type(),
+        )?;
+        for (reason, n) in refused {
+            ConstCounter::new(n).encode(fam.encode_family(&ReasonLabels { reason })?)?;
+        }
+        let rpc = &self.rpc;
+        counter(
+            &mut encoder,
+            "swimkv_rpc_served",
+            "Peer RPC requests served",
+            rpc.served.load(Ordering::Relaxed),
+        )?;
+        counter(
+            &mut encoder,
+            "swimkv_rpc_refused_frames",
+            "Peer RPC frames refused",
+            rpc.refused_frames.load(Ordering::Relaxed),
+        )?;
+        counter(
+            &mut encoder,
+            "swimkv_rpc_foreign_cluster",
+            "Peer RPC frames from another cluster",
+            rpc.foreign_cluster.load(Ordering::Relaxed),
+        )?;
+        Ok(())
+    }
+}
+
+impl Metrics {
+    /// A registry with every metric, reading transport counters at scrape time.
+    pub fn new(udp: Arc<UdpCounters>, rpc: Arc<RpcCounters>) -> Metrics {
+        let mut r = Registry::default();
+        let mut m = Metrics {
+            requests: Family::default(),
+            latency: Family::new_with_constructor(latency_histogram),
+            quorum_failures: Family::default(),
+            read_repairs: Counter::default(),
+            overloaded: Counter::default(),
+            probes: Counter::default(),
+            ping_reqs: Counter::default(),
+            suspicions: Counter::default(),
+            deaths: Counter::default(),
+            refutations: Counter::default(),
+            members: Family::default(),
+            gossip_backlog: Gauge::default(),
+            local_health: Gauge::default(),
+            ring_epoch: Gauge::default(),
+            keys_stored: Gauge::default(),
+            keys_live: Gauge::default(),
+            rebalance_keys_moved: Counter::default(),
+            rebalance_keys_pending: Gauge::default(),
+            rebalance_last_completion: Gauge::default(),
+            registry: Arc::new(Registry::default()),
+        };
+        r.register(
+            "swimkv_http_requests",
+            "HTTP requests by route, method and status",
+            m.requests.clone(),
+        );
+        r.register(
+            "swimkv_http_request_duration_seconds",
+            "HTTP request latency by route",
+            m.latency.clone(),
+        );
+        r.register(
+            "swimkv_quorum_failures",
+            "Client operations that missed their quorum",
+            m.quorum_failures.clone(),
+        );
+        r.register(
+            "swimkv_read_repairs",
+            "Read repair writes sent",
+            m.read_repairs.clone(),
+        );
+        r.register(
+            "swimkv_overloaded",
+            "Client requests refused with 503 because too many were in flight",
+            m.overloaded.clone(),
+        );
+        r.register(
+            "swimkv_swim_probes",
+            "SWIM direct probes sent",
+            m.probes.clone(),
+        );
+        r.register(
+            "swimkv_swim_ping_reqs",
+            "SWIM indirect probe requests sent",
+            m.ping_reqs.clone(),
+        );
+        r.register(
+            "swimkv_swim_suspicions",
+            "Members this node suspected",
+            m.suspicions.clone(),
+        );
+        r.register(
+            "swimkv_swim_deaths",
+            "Members this node declared dead",
+            m.deaths.clone(),
+        );
+        r.register(
+            "swimkv_swim_refutations",
+            "Suspicions of this node it refuted",
+            m.refutations.clone(),
+        );
+        r.register(
+            "swimkv_members",
+            "Members known by state, this node included",
+            m.members.clone(),
+        );
+        r.register(
+            "swimkv_gossip_backlog",
+            "Membership updates waiting to be gossiped",
+            m.gossip_backlog.clone(),
+        );
+        r.register(
+            "swimkv_local_health",
+            "Lifeguard local health score, 0 is healthy",
+            m.local_health.clone(),
+        );
+        r.register(
+            "swimkv_ring_epoch",
+            "Epoch of the ring snapshot in use",
+            m.ring_epoch.clone(),
+        );
+        r.register(
+            "swimkv_keys_stored",
+            "Keys stored on this node, tombstones included",
+            m.keys_stored.clone(),
+        );
+        r.register(
+            "swimkv_keys_live",
+            "Keys stored on this node holding a value",
+            m.keys_live.clone(),
+        );
+        r.register(
+            "swimkv_rebalance_keys_moved",
+            "Keys streamed to new owners",
+            m.rebalance_keys_moved.clone(),
+        );
+        r.register(
+            "swimkv_rebalance_keys_pending",
+            "Keys waiting to be streamed",
+            m.rebalance_keys_pending.clone(),
+        );
+        r.register(
+            "swimkv_rebalance_last_completion_seconds",
+            "Unix time the last rebalance completed",
+            m.rebalance_last_completion.clone(),
+        );
+        r.register_collector(Box::new(TransportCollector { udp, rpc }));
+        m.registry = Arc::new(r);
+        m
+    }
+
+    /// The text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}

@@ -1,0 +1,228 @@
+//! A whole node: the only place that starts actors and wires them together.
+//!
+//! Start order follows the dependency arrows (storage, replication, ring,
+//! membership), so every subscriber exists before its publisher. Listeners (HTTP,
+//! SWIM UDP on the HTTP port number, peer RPC) are bound before anything starts,
+//! so a port in use is a one-line error and nothing runs half-started.
+
+use crate::api::{self, AppState};
+use crate::config::Config;
+use crate::membership::actor::{Leave, LiveMember, MembershipActor};
+use crate::membership::swim::Swim;
+use crate::metrics::Metrics;
+use crate::replication::actor::ReplicationActor;
+use crate::replication::message::{ReplicaRequest, ReplicaResponse};
+use crate::ring::actor::RingActor;
+use crate::storage::actor::{LocalOp, StorageActor};
+use crate::transport::rpc::{self, Handler as RpcHandler, RpcClient, RpcCounters};
+use crate::transport::udp::UdpCounters;
+use crate::transport::wire;
+use actix::prelude::*;
+use actix_web::{middleware, web, App, HttpServer};
+use bytes::Bytes;
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Asks the node to stop (after a graceful leave).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Shutdown;
+
+/// Stops the actor system a moment after a leave, so the `left` news gets out.
+pub struct Control;
+
+impl Actor for Control {
+    type Context = Context<Self>;
+}
+
+impl Handler<Shutdown> for Control {
+    type Result = ();
+
+    fn handle(&mut self, _: Shutdown, ctx: &mut Context<Self>) {
+        ctx.run_later(Duration::from_millis(500), |_, _| {
+            log::info!("left the cluster; stopping");
+            System::current().stop();
+        });
+    }
+}
+
+/// Why a node could not start.
+#[derive(Debug)]
+pub struct StartError(pub String);
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn bind_error(what: &str, addr: &str, e: std::io::Error) -> StartError {
+    if e.kind() == std::io::ErrorKind::AddrInUse {
+        StartError(format!(
+            "cannot listen for {what} on {addr}: address already in use"
+        ))
+    } else {
+        StartError(format!("cannot listen for {what} on {addr}: {e}"))
+    }
+}
+
+/// Answers peer replica requests with the local StorageActor.
+fn replica_handler(storage: Recipient<LocalOp>) -> RpcHandler {
+    Arc::new(move |payload: Bytes| {
+        let storage = storage.clone();
+        Box::pin(async move {
+            let response = match postcard::from_bytes::<ReplicaRequest>(&payload) {
+                Ok(request) => storage
+                    .send(LocalOp(request))
+                    .await
+                    .unwrap_or_else(|e| ReplicaResponse::Error(format!("storage: {e}"))),
+                Err(_) => ReplicaResponse::Error("undecodable request".into()),
+            };
+            Bytes::from(postcard::to_allocvec(&response).unwrap_or_default())
+        })
+    })
+}
+
+/// Runs a node until it is stopped (leave, SIGTERM or SIGINT).
+pub fn run(config: Config) -> Result<(), StartError> {
+    let system = System::new();
+    system.block_on(start(config))?;
+    system
+        .run()
+        .map_err(|e| StartError(format!("actor system failed: {e}")))
+}
+
+async fn start(config: Config) -> Result<(), StartError> {
+    let name = config.node_name();
+    let http_addr = format!("{}:{}", config.bind_host, config.http_port);
+    let peer_addr = format!("{}:{}", config.bind_host, config.peer_port);
+    let udp = tokio::net::UdpSocket::bind(&http_addr)
+        .await
+        .map_err(|e| bind_error("SWIM (UDP)", &http_addr, e))?;
+    let peer_listener = tokio::net::TcpListener::bind(&peer_addr)
+        .await
+        .map_err(|e| bind_error("peer RPC", &peer_addr, e))?;
+    let cluster = wire::cluster_tag(&config.cluster_id);
+    let udp_counters = Arc::new(UdpCounters::default());
+    let rpc_counters = Arc::new(RpcCounters::default());
+    let metrics = Metrics::new(udp_counters.clone(), rpc_counters.clone());
+
+    let storage = StorageActor::new(metrics.clone()).start();
+    let rpc_client = RpcClient::new(cluster, config.limits.max_frame_bytes, rpc_counters.clone());
+    let replication = ReplicationActor::new(
+        name.clone(),
+        config.replication.clone(),
+        storage.clone().recipient(),
+        rpc_client,
+        metrics.clone(),
+    )
+    .start();
+    let me = LiveMember {
+        name: name.clone(),
+        peer_addr: format!("{}:{}", config.advertise_host, config.peer_port),
+    };
+    let ring = RingActor::new(
+        me,
+        config.vnodes,
+        vec![replication.clone().recipient()],
+        metrics.clone(),
+    )
+    .start();
+    let generation = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let payload_budget = config.swim.max_datagram_bytes - wire::HEADER_LEN;
+    let swim = Swim::new(
+        name.clone(),
+        generation,
+        config.peer_port,
+        config.swim.clone(),
+        payload_budget,
+        StdRng::seed_from_u64(generation ^ crate::replication::actor::node_tiebreak(&name)),
+    );
+    let membership = MembershipActor::new(
+        swim,
+        Arc::new(udp),
+        cluster,
+        config.introducers.clone(),
+        vec![ring.clone().recipient()],
+        udp_counters,
+        metrics.clone(),
+    )
+    .start();
+    actix::spawn(rpc::serve(
+        peer_listener,
+        cluster,
+        config.limits.max_frame_bytes,
+        replica_handler(storage.clone().recipient()),
+        rpc_counters,
+    ));
+    let control = Control.start();
+
+    let state = web::Data::new(AppState {
+        node: name.clone(),
+        introducers: config.introducers.len(),
+        get: replication.clone().recipient(),
+        put: replication.clone().recipient(),
+        members: membership.clone().recipient(),
+        leave: membership.clone().recipient(),
+        ring: ring.clone().recipient(),
+        local: storage.clone().recipient(),
+        shutdown: Some(control.clone().recipient()),
+        limits: config.limits.clone(),
+        replication: config.replication.clone(),
+        metrics,
+        inflight: Arc::new(AtomicUsize::new(0)),
+    });
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .wrap(middleware::from_fn(api::record_metrics))
+            .configure(api::configure)
+    })
+    .workers(config.http_workers)
+    .disable_signals()
+    .bind(&http_addr)
+    .map_err(|e| bind_error("HTTP", &http_addr, e))?
+    .run();
+    actix::spawn(async move {
+        if let Err(e) = server.await {
+            log::error!("HTTP server failed: {e}");
+        }
+    });
+    actix::spawn(stop_on_signal(membership.recipient(), control.recipient()));
+    log::info!(
+        "node {name} serving HTTP and SWIM on {http_addr}, peer RPC on {peer_addr}, N={} R={} W={}",
+        config.replication.n,
+        config.replication.r,
+        config.replication.w
+    );
+    Ok(())
+}
+
+async fn stop_on_signal(leave: Recipient<Leave>, control: Recipient<Shutdown>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            return;
+        };
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = int.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    log::info!("signal received: leaving the cluster");
+    let _ = leave.send(Leave).await;
+    control.do_send(Shutdown);
+}

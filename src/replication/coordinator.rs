@@ -1,0 +1,501 @@
+//! The quorum coordinator: one client request fanned out to N replicas.
+//!
+//! Any node coordinates any key. A write is sent to every replica of the key's
+//! preference list and succeeds at W acks; a read asks every replica and answers at
+//! R responses with the newest version, then sends that version to the replicas that
+//! answered stale or missing (read repair), late answers included. A request that
+//! has not reached its quorum when its timeout fires fails with the counts.
+//!
+//! Invariants: a write is reported successful only after `needed` distinct replicas
+//! acknowledged it; every operation gets exactly one [`Outcome`]; an operation is
+//! forgotten once every replica answered or its timeout fired. Pure: the shell
+//! routes [`Effect::Send`] (to itself or a peer) and schedules the timeout.
+
+use super::message::{ReplicaRequest, ReplicaResponse};
+use crate::storage::{Record, Version};
+use std::collections::HashMap;
+
+/// Identifies one client operation at its coordinator.
+pub type OpId = u64;
+
+/// What the coordinator asks the shell to do.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Effect {
+    /// Send a request to a replica (possibly this node); answer with `on_response`.
+    Send {
+        /// The operation the answer belongs to.
+        op: OpId,
+        /// Replica name.
+        to: String,
+        /// The request.
+        request: ReplicaRequest,
+    },
+    /// Send a repair write whose answer nobody waits for.
+    Repair {
+        /// Replica name.
+        to: String,
+        /// The write.
+        request: ReplicaRequest,
+    },
+    /// The client's answer.
+    Reply {
+        /// The operation answered.
+        op: OpId,
+        /// Its outcome.
+        outcome: Outcome,
+    },
+}
+
+/// How a client operation ended.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    /// A read reached its quorum; the newest record (a tombstone or none means 404).
+    Read(Option<Record>),
+    /// A write reached its quorum.
+    Written {
+        /// The version written.
+        version: Version,
+        /// Acks received so far (at least the quorum).
+        acks: usize,
+    },
+    /// The quorum was not reached in time.
+    Unavailable {
+        /// Answers needed.
+        needed: usize,
+        /// Answers received.
+        succeeded: usize,
+        /// Replicas that failed or refused.
+        failed: usize,
+        /// Replicas asked.
+        replicas: usize,
+    },
+}
+
+#[derive(Debug)]
+enum Kind {
+    Read {
+        key: String,
+        answers: Vec<(String, Option<Record>)>,
+        newest: Option<Record>,
+    },
+    Write {
+        version: Version,
+        acks: usize,
+    },
+}
+
+#[derive(Debug)]
+struct Op {
+    kind: Kind,
+    replicas: usize,
+    needed: usize,
+    failed: usize,
+    answered: Vec<String>,
+    replied: bool,
+}
+
+impl Op {
+    fn succeeded(&self) -> usize {
+        match &self.kind {
+            Kind::Read { answers, .. } => answers.len(),
+            Kind::Write { acks, .. } => *acks,
+        }
+    }
+
+    fn unavailable(&self) -> Outcome {
+        Outcome::Unavailable {
+            needed: self.needed,
+            succeeded: self.succeeded(),
+            failed: self.failed,
+            replicas: self.replicas,
+        }
+    }
+}
+
+/// The state of every operation this node coordinates.
+#[derive(Debug, Default)]
+pub struct Coordinator {
+    ops: HashMap<OpId, Op>,
+    next: OpId,
+}
+
+impl Coordinator {
+    /// No operation in flight.
+    pub fn new() -> Coordinator {
+        Coordinator::default()
+    }
+
+    /// Operations still tracked (awaiting answers or their timeout).
+    pub fn in_flight(&self) -> usize {
+        self.ops.len()
+    }
+
+    fn allocate(&mut self) -> OpId {
+        self.next += 1;
+        self.next
+    }
+
+    /// Starts a read of `key` from `replicas`, answered at `needed` responses.
+    pub fn read(
+        &mut self,
+        key: &str,
+        replicas: &[String],
+        needed: usize,
+        out: &mut Vec<Effect>,
+    ) -> OpId {
+        let op = self.allocate();
+        let state = Op {
+            kind: Kind::Read {
+                key: key.to_string(),
+                answers: Vec::with_capacity(replicas.len()),
+                newest: None,
+            },
+            replicas: replicas.len(),
+            needed,
+            failed: 0,
+            answered: Vec::with_capacity(replicas.len()),
+            replied: false,
+        };
+        self.start(
+            op,
+            state,
+            replicas,
+            ReplicaRequest::Read {
+                key: key.to_string(),
+            },
+            out,
+        );
+        op
+    }
+
+    /// Starts a write of `record` to `replicas`, answered at `needed` acks.
+    pub fn write(
+        &mut self,
+        key: &str,
+        record: Record,
+        replicas: &[String],
+        needed: usize,
+        out: &mut Vec<Effect>,
+    ) -> OpId {
+        let op = self.allocate();
+        let state = Op {
+            kind: Kind::Write {
+                version: record.version,
+                acks: 0,
+            },
+            replicas: replicas.len(),
+            needed,
+            failed: 0,
+            answered: Vec::with_capacity(replicas.len()),
+            replied: false,
+        };
+        let request = ReplicaRequest::Write {
+            key: key.to_string(),
+            record,
+        };
+        self.start(op, state, replicas, request, out);
+        op
+    }
+
+    fn start(
+        &mut self,
+        op: OpId,
+        state: Op,
+        replicas: &[String],
+        request: ReplicaRequest,
+        out: &mut Vec<Effect>,
+    ) {
+        if replicas.is_empty() {
+            out.push(Effect::Reply {
+                op,
+                outcome: state.unavailable(),
+            });
+            return;
+        }
+        for to in replicas {
+            out.push(Effect::Send {
+                op,
+                to: to.clone(),
+                request: request.clone(),
+            });
+        }
+        self.ops.insert(op, state);
+    }
+
+    /// A replica answered (or the shell reports that it could not be reached).
+    pub fn on_response(
+        &mut self,
+        op: OpId,
+        from: &str,
+        response: ReplicaResponse,
+        out: &mut Vec<Effect>,
+    ) {
+        let Some(state) = self.ops.get_mut(&op) else {
+            return; // late answer of a finished operation
+        };
+        if state.answered.iter().any(|a| a == from) {
+            return; // duplicate
+        }
+        state.answered.push(from.to_string());
+        match (&mut state.kind, response) {
+            (
+                Kind::Read {
+                    answers,
+                    newest,
+                    key,
+                },
+                ReplicaResponse::Read(record),
+            ) => {
+                if Record::newest([newest.as_ref(), record.as_ref()]) != newest.as_ref() {
+                    *newest = record.clone();
+                    if state.replied {
+                        // A late answer is newer than what the others hold: repair them.
+                        for (name, _) in answers.iter() {
+                            repair(out, name, key, newest);
+                        }
+                    }
+                } else if state.replied
+                    && record.as_ref().map(|r| r.version) != newest.as_ref().map(|r| r.version)
+                {
+                    repair(out, from, key, newest);
+                }
+                answers.push((from.to_string(), record));
+                if !state.replied && answers.len() >= state.needed {
+                    state.replied = true;
+                    out.push(Effect::Reply {
+                        op,
+                        outcome: Outcome::Read(newest.clone()),
+                    });
+                    let newest_version = newest.as_ref().map(|r| r.version);
+                    for (name, rec) in answers.iter() {
+                        if rec.as_ref().map(|r| r.version) != newest_version {
+                            repair(out, name, key, newest);
+                        }
+                    }
+                }
+            }
+            (Kind::Write { version, acks }, ReplicaResponse::Written) => {
+                *acks += 1;
+                if !state.replied && *acks >= state.needed {
+                    state.replied = true;
+                    out.push(Effect::Reply {
+                        op,
+                        outcome: Outcome::Written {
+                            version: *version,
+                            acks: *acks,
+                        },
+                    });
+                }
+            }
+            _ => state.failed += 1,
+        }
+        if !state.replied && state.replicas - state.failed < state.needed {
+            // Too many failures: the quorum can no longer be reached, fail fast.
+            state.replied = true;
+            out.push(Effect::Reply {
+                op,
+                outcome: state.unavailable(),
+            });
+        }
+        if state.answered.len() >= state.replicas {
+            self.ops.remove(&op);
+        }
+    }
+
+    /// The operation's timeout fired: fail it if it has not been answered; forget it.
+    pub fn on_timeout(&mut self, op: OpId, out: &mut Vec<Effect>) {
+        if let Some(state) = self.ops.remove(&op) {
+            if !state.replied {
+                out.push(Effect::Reply {
+                    op,
+                    outcome: state.unavailable(),
+                });
+            }
+        }
+    }
+}
+
+fn repair(out: &mut Vec<Effect>, to: &str, key: &str, newest: &Option<Record>) {
+    if let Some(record) = newest {
+        out.push(Effect::Repair {
+            to: to.to_string(),
+            request: ReplicaRequest::Write {
+                key: key.to_string(),
+                record: record.clone(),
+            },
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn names(n: usize) -> Vec<String> {
+        (0..n).map(|i| format!("n{i}")).collect()
+    }
+
+    fn rec(ts: u64, v: &'static str) -> Record {
+        Record::value(Version { ts, node: 1 }, Bytes::from_static(v.as_bytes()))
+    }
+
+    fn replies(out: &[Effect]) -> Vec<&Outcome> {
+        out.iter()
+            .filter_map(|e| match e {
+                Effect::Reply { outcome, .. } => Some(outcome),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn repairs(out: &[Effect]) -> Vec<&str> {
+        out.iter()
+            .filter_map(|e| match e {
+                Effect::Repair { to, .. } => Some(to.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_write_is_sent_to_every_replica_and_answered_at_w_acks() {
+        let mut c = Coordinator::new();
+        let mut out = Vec::new();
+        let op = c.write("k", rec(5, "v"), &names(3), 2, &mut out);
+        assert_eq!(
+            out.iter()
+                .filter(|e| matches!(e, Effect::Send { .. }))
+                .count(),
+            3
+        );
+        out.clear();
+        c.on_response(op, "n0", ReplicaResponse::Written, &mut out);
+        assert!(replies(&out).is_empty(), "one ack of two must not answer");
+        c.on_response(op, "n1", ReplicaResponse::Written, &mut out);
+        assert_eq!(
+            replies(&out),
+            [&Outcome::Written {
+                version: rec(5, "v").version,
+                acks: 2
+            }]
+        );
+        out.clear();
+        c.on_response(op, "n2", ReplicaResponse::Written, &mut out);
+        assert!(replies(&out).is_empty(), "exactly one answer per operation");
+        assert_eq!(c.in_flight(), 0);
+    }
+
+    #[test]
+    fn duplicate_acks_from_one_replica_do_not_make_a_quorum() {
+        let mut c = Coordinator::new();
+        let mut out = Vec::new();
+        let op = c.write("k", rec(5, "v"), &names(3), 2, &mut out);
+        out.clear();
+        c.on_response(op, "n0", ReplicaResponse::Written, &mut out);
+        c.on_response(op, "n0", ReplicaResponse::Written, &mut out);
+        assert!(replies(&out).is_empty());
+    }
+
+    #[test]
+    fn a_timeout_before_the_quorum_answers_unavailable_with_counts() {
+        let mut c = Coordinator::new();
+        let mut out = Vec::new();
+        let op = c.write("k", rec(5, "v"), &names(3), 2, &mut out);
+        c.on_response(op, "n0", ReplicaResponse::Written, &mut out);
+        out.clear();
+        c.on_timeout(op, &mut out);
+        assert_eq!(
+            replies(&out),
+            [&Outcome::Unavailable {
+                needed: 2,
+                succeeded: 1,
+                failed: 0,
+                replicas: 3
+            }]
+        );
+        assert_eq!(c.in_flight(), 0);
+    }
+
+    #[test]
+    fn failures_that_make_the_quorum_impossible_answer_at_once() {
+        let mut c = Coordinator::new();
+        let mut out = Vec::new();
+        let op = c.read("k", &names(3), 2, &mut out);
+        out.clear();
+        c.on_response(op, "n0", ReplicaResponse::Error("down".into()), &mut out);
+        assert!(replies(&out).is_empty());
+        c.on_response(op, "n1", ReplicaResponse::Error("down".into()), &mut out);
+        assert_eq!(
+            replies(&out),
+            [&Outcome::Unavailable {
+                needed: 2,
+                succeeded: 0,
+                failed: 2,
+                replicas: 3
+            }]
+        );
+    }
+
+    #[test]
+    fn a_read_answers_the_newest_version_and_repairs_stale_and_missing_replicas() {
+        let mut c = Coordinator::new();
+        let mut out = Vec::new();
+        let op = c.read("k", &names(3), 2, &mut out);
+        out.clear();
+        c.on_response(
+            op,
+            "n0",
+            ReplicaResponse::Read(Some(rec(1, "old"))),
+            &mut out,
+        );
+        c.on_response(
+            op,
+            "n1",
+            ReplicaResponse::Read(Some(rec(9, "new"))),
+            &mut out,
+        );
+        assert_eq!(replies(&out), [&Outcome::Read(Some(rec(9, "new")))]);
+        assert_eq!(repairs(&out), ["n0"]);
+        out.clear();
+        c.on_response(op, "n2", ReplicaResponse::Read(None), &mut out);
+        assert_eq!(
+            repairs(&out),
+            ["n2"],
+            "a late missing replica is repaired too"
+        );
+    }
+
+    #[test]
+    fn a_late_newer_answer_repairs_the_replicas_that_answered_before() {
+        let mut c = Coordinator::new();
+        let mut out = Vec::new();
+        let op = c.read("k", &names(3), 1, &mut out);
+        c.on_response(op, "n0", ReplicaResponse::Read(None), &mut out);
+        out.clear();
+        c.on_response(op, "n1", ReplicaResponse::Read(Some(rec(3, "v"))), &mut out);
+        assert_eq!(repairs(&out), ["n0"]);
+        assert!(replies(&out).is_empty());
+    }
+
+    #[test]
+    fn a_read_of_a_missing_key_answers_none_without_repairs() {
+        let mut c = Coordinator::new();
+        let mut out = Vec::new();
+        let op = c.read("k", &names(2), 2, &mut out);
+        out.clear();
+        c.on_response(op, "n0", ReplicaResponse::Read(None), &mut out);
+        c.on_response(op, "n1", ReplicaResponse::Read(None), &mut out);
+        assert_eq!(replies(&out), [&Outcome::Read(None)]);
+        assert!(repairs(&out).is_empty());
+    }
+
+    #[test]
+    fn no_replicas_answers_unavailable_at_once() {
+        let mut c = Coordinator::new();
+        let mut out = Vec::new();
+        c.read("k", &[], 1, &mut out);
+        assert_eq!(replies(&out).len(), 1);
+        assert_eq!(c.in_flight(), 0);
+    }
+}

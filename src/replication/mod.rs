@@ -1,0 +1,12 @@
+//! Replication: quorum reads and writes over the preference list of a key.
+//!
+//! `quorum.rs` and `coordinator.rs` are pure; `message.rs` holds the replica
+//! messages; `actor.rs` is the shell that routes them locally or over peer RPC.
+
+pub mod actor;
+pub mod coordinator;
+pub mod message;
+pub mod quorum;
+
+pub use coordinator::Outcome;
+pub use quorum::Consistency;

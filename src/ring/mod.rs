@@ -1,0 +1,7 @@
+//! The consistent-hashing ring: murmur3 tokens, virtual nodes, preference lists.
+//!
+//! `hash.rs` and `ring.rs` are pure; `actor.rs` rebuilds the ring on membership events.
+
+pub mod actor;
+pub mod hash;
+pub mod ring;

@@ -1,0 +1,400 @@
+//! Peer RPC over TCP: persistent connections, request ids, many calls in flight.
+//!
+//! Every frame is length-delimited and carries a [`wire`](super::wire) envelope.
+//! A client keeps one connection per peer, opened on first use and re-opened after
+//! a failure; what is queued for a peer is written together and flushed once. A
+//! server answers each request as soon as its handler finishes, in any order.
+//!
+//! Invariants: every call resolves exactly once (answer, error or the caller's
+//! timeout); a frame over the size limit, of another cluster or malformed closes
+//! the connection and is counted; the transport never looks inside payloads.
+
+use super::wire::{self, Kind};
+use bytes::{Bytes, BytesMut};
+use futures_util::{SinkExt, StreamExt};
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec};
+
+/// Calls in flight to one peer before new calls are refused at once.
+pub const MAX_PENDING_PER_PEER: usize = 65_536;
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Why a call failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RpcError {
+    /// The connection could not be opened or broke.
+    Unreachable(String),
+    /// Too many calls in flight to this peer.
+    Overloaded,
+}
+
+impl std::fmt::Display for RpcError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RpcError::Unreachable(why) => write!(f, "peer unreachable: {why}"),
+            RpcError::Overloaded => f.write_str("too many calls in flight to the peer"),
+        }
+    }
+}
+
+/// Counters of frames refused by this node's RPC endpoints.
+#[derive(Debug, Default)]
+pub struct RpcCounters {
+    /// Frames dropped because their envelope was refused (any reason).
+    pub refused_frames: AtomicU64,
+    /// Frames from another cluster.
+    pub foreign_cluster: AtomicU64,
+    /// Requests served.
+    pub served: AtomicU64,
+}
+
+/// Answers one request payload with one response payload.
+pub type Handler = Arc<dyn Fn(Bytes) -> Pin<Box<dyn Future<Output = Bytes> + Send>> + Send + Sync>;
+
+fn codec(max_frame: usize) -> LengthDelimitedCodec {
+    LengthDelimitedCodec::builder()
+        .max_frame_length(max_frame)
+        .new_codec()
+}
+
+fn count_refusal(counters: &RpcCounters, err: wire::WireError) {
+    counters.refused_frames.fetch_add(1, Ordering::Relaxed);
+    if err == wire::WireError::ForeignCluster {
+        counters.foreign_cluster.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Serves peer requests on `listener` until the process ends.
+pub async fn serve(
+    listener: TcpListener,
+    cluster: u64,
+    max_frame: usize,
+    handler: Handler,
+    counters: Arc<RpcCounters>,
+) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                let _ = stream.set_nodelay(true);
+                let handler = handler.clone();
+                let counters = counters.clone();
+                tokio::spawn(async move {
+                    if let Err(why) =
+                        serve_connection(stream, cluster, max_frame, handler, counters).await
+                    {
+                        log::debug!("peer connection from {peer} closed: {why}");
+                    }
+                });
+            }
+            Err(e) => {
+                log::warn!("peer listener accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+async fn serve_connection(
+    stream: TcpStream,
+    cluster: u64,
+    max_frame: usize,
+    handler: Handler,
+    counters: Arc<RpcCounters>,
+) -> Result<(), String> {
+    let (r, w) = stream.into_split();
+    let mut reader = FramedRead::new(r, codec(max_frame));
+    let mut writer = FramedWrite::new(w, codec(max_frame));
+    let (tx, mut rx) = mpsc::unbounded_channel::<(u64, Bytes)>();
+    let write_task = tokio::spawn(async move {
+        while let Some((id, payload)) = rx.recv().await {
+            writer
+                .feed(wire::encode(cluster, Kind::Response, id, &payload))
+                .await?;
+            while let Ok((id, payload)) = rx.try_recv() {
+                writer
+                    .feed(wire::encode(cluster, Kind::Response, id, &payload))
+                    .await?;
+            }
+            SinkExt::<Bytes>::flush(&mut writer).await?;
+        }
+        Ok::<(), std::io::Error>(())
+    });
+    let result = loop {
+        let frame = match reader.next().await {
+            None => break Ok(()),
+            Some(Err(e)) => break Err(e.to_string()),
+            Some(Ok(frame)) => frame,
+        };
+        match wire::decode(cluster, frame.freeze()) {
+            Ok(env) if env.kind == Kind::Request => {
+                counters.served.fetch_add(1, Ordering::Relaxed);
+                let tx = tx.clone();
+                let fut = handler(env.payload);
+                tokio::spawn(async move {
+                    let _ = tx.send((env.id, fut.await));
+                });
+            }
+            Ok(_) => {
+                count_refusal(&counters, wire::WireError::UnknownKind);
+                break Err("unexpected frame kind".into());
+            }
+            Err(e) => {
+                count_refusal(&counters, e);
+                break Err(format!("refused frame: {e}"));
+            }
+        }
+    };
+    drop(tx);
+    let _ = write_task.await;
+    result
+}
+
+type Call = (Bytes, oneshot::Sender<Result<Bytes, RpcError>>);
+
+/// A client of every peer: one connection each, shared by all callers.
+#[derive(Clone)]
+pub struct RpcClient {
+    cluster: u64,
+    max_frame: usize,
+    peers: Arc<Mutex<HashMap<String, mpsc::UnboundedSender<Call>>>>,
+    counters: Arc<RpcCounters>,
+}
+
+impl RpcClient {
+    /// A client for peers of `cluster`, refusing frames over `max_frame` bytes.
+    pub fn new(cluster: u64, max_frame: usize, counters: Arc<RpcCounters>) -> RpcClient {
+        RpcClient {
+            cluster,
+            max_frame,
+            peers: Arc::new(Mutex::new(HashMap::new())),
+            counters,
+        }
+    }
+
+    /// Sends `payload` to the peer at `addr` (`host:port`) and resolves with its answer.
+    /// The caller bounds the wait with its own timeout.
+    pub fn call(
+        &self,
+        addr: &str,
+        payload: Bytes,
+    ) -> impl Future<Output = Result<Bytes, RpcError>> + 'static {
+        let (tx, rx) = oneshot::channel();
+        let mut call = Some((payload, tx));
+        if let Ok(mut peers) = self.peers.lock() {
+            for _ in 0..2 {
+                let sender = peers.entry(addr.to_string()).or_insert_with(|| {
+                    let (ptx, prx) = mpsc::unbounded_channel();
+                    tokio::spawn(run_peer(
+                        addr.to_string(),
+                        self.cluster,
+                        self.max_frame,
+                        prx,
+                        self.counters.clone(),
+                    ));
+                    ptx
+                });
+                match call.take().map(|c| sender.send(c)) {
+                    Some(Err(mpsc::error::SendError(back))) => {
+                        // The peer's connection ended: open a new one.
+                        peers.remove(addr);
+                        call = Some(back);
+                    }
+                    _ => break,
+                }
+            }
+        }
+        async move {
+            match rx.await {
+                Ok(result) => result,
+                Err(_) => Err(RpcError::Unreachable("connection closed".into())),
+            }
+        }
+    }
+}
+
+async fn run_peer(
+    addr: String,
+    cluster: u64,
+    max_frame: usize,
+    mut rx: mpsc::UnboundedReceiver<Call>,
+    counters: Arc<RpcCounters>,
+) {
+    let stream = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&addr)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return fail_all(&mut rx, HashMap::new(), &e.to_string()),
+        Err(_) => return fail_all(&mut rx, HashMap::new(), "connect timeout"),
+    };
+    let _ = stream.set_nodelay(true);
+    let (r, w) = stream.into_split();
+    let mut reader = FramedRead::new(r, codec(max_frame));
+    let mut writer = FramedWrite::new(w, codec(max_frame));
+    let mut pending: HashMap<u64, oneshot::Sender<Result<Bytes, RpcError>>> = HashMap::new();
+    let mut next_id: u64 = 0;
+    let mut buf = BytesMut::new();
+    let why = loop {
+        tokio::select! {
+            call = rx.recv() => {
+                let Some(first) = call else { break "client dropped".to_string() };
+                let mut batch = vec![first];
+                while let Ok(more) = rx.try_recv() {
+                    batch.push(more);
+                }
+                let mut failed = None;
+                for (payload, reply) in batch {
+                    if pending.len() >= MAX_PENDING_PER_PEER {
+                        let _ = reply.send(Err(RpcError::Overloaded));
+                        continue;
+                    }
+                    next_id += 1;
+                    wire::encode_into(&mut buf, cluster, Kind::Request, next_id, &payload);
+                    if let Err(e) = writer.feed(buf.split().freeze()).await {
+                        let _ = reply.send(Err(RpcError::Unreachable(e.to_string())));
+                        failed = Some(e.to_string());
+                        break;
+                    }
+                    pending.insert(next_id, reply);
+                }
+                if let Some(e) = failed {
+                    break e;
+                }
+                if let Err(e) = SinkExt::<Bytes>::flush(&mut writer).await {
+                    break e.to_string();
+                }
+            }
+            frame = reader.next() => {
+                match frame {
+                    None => break "closed by peer".to_string(),
+                    Some(Err(e)) => break e.to_string(),
+                    Some(Ok(frame)) => match wire::decode(cluster, frame.freeze()) {
+                        Ok(env) if env.kind == Kind::Response => {
+                            if let Some(reply) = pending.remove(&env.id) {
+                                let _ = reply.send(Ok(env.payload));
+                            }
+                        }
+                        Ok(_) => {
+                            count_refusal(&counters, wire::WireError::UnknownKind);
+                            break "unexpected frame kind".to_string();
+                        }
+                        Err(e) => {
+                            count_refusal(&counters, e);
+                            break format!("refused frame: {e}");
+                        }
+                    },
+                }
+            }
+        }
+    };
+    log::debug!("connection to peer {addr} ended: {why}");
+    fail_all(&mut rx, pending, &why);
+}
+
+fn fail_all(
+    rx: &mut mpsc::UnboundedReceiver<Call>,
+    pending: HashMap<u64, oneshot::Sender<Result<Bytes, RpcError>>>,
+    why: &str,
+) {
+    rx.close();
+    for (_, reply) in pending {
+        let _ = reply.send(Err(RpcError::Unreachable(why.to_string())));
+    }
+    while let Ok((_, reply)) = rx.try_recv() {
+        let _ = reply.send(Err(RpcError::Unreachable(why.to_string())));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn echo_handler() -> Handler {
+        Arc::new(|payload: Bytes| {
+            Box::pin(async move {
+                let mut v = b"echo:".to_vec();
+                v.extend_from_slice(&payload);
+                Bytes::from(v)
+            })
+        })
+    }
+
+    async fn server(cluster: u64) -> (String, Arc<RpcCounters>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr").to_string();
+        let counters = Arc::new(RpcCounters::default());
+        tokio::spawn(serve(
+            listener,
+            cluster,
+            1 << 20,
+            echo_handler(),
+            counters.clone(),
+        ));
+        (addr, counters)
+    }
+
+    #[tokio::test]
+    async fn many_calls_in_flight_on_one_connection_all_get_their_own_answer() {
+        let (addr, counters) = server(7).await;
+        let client = RpcClient::new(7, 1 << 20, Arc::new(RpcCounters::default()));
+        let calls: Vec<_> = (0..500)
+            .map(|i| client.call(&addr, Bytes::from(format!("{i}"))))
+            .collect();
+        for (i, call) in calls.into_iter().enumerate() {
+            assert_eq!(call.await, Ok(Bytes::from(format!("echo:{i}"))));
+        }
+        assert_eq!(counters.served.load(Ordering::Relaxed), 500);
+        assert_eq!(
+            client.peers.lock().expect("lock").len(),
+            1,
+            "one connection per peer"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_value_near_the_frame_limit_travels_intact() {
+        let (addr, _) = server(7).await;
+        let client = RpcClient::new(7, 1 << 20, Arc::new(RpcCounters::default()));
+        let big: Vec<u8> = (0..(1 << 20) - 100).map(|i| (i % 251) as u8).collect();
+        let answer = client
+            .call(&addr, Bytes::from(big.clone()))
+            .await
+            .expect("answer");
+        assert_eq!(&answer[5..], &big[..]);
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_peer_fails_the_call() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr").to_string();
+        drop(listener);
+        let client = RpcClient::new(7, 1 << 20, Arc::new(RpcCounters::default()));
+        assert!(matches!(
+            client.call(&addr, Bytes::from_static(b"x")).await,
+            Err(RpcError::Unreachable(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_peer_of_another_cluster_is_refused_and_counted() {
+        let (addr, counters) = server(7).await;
+        let client = RpcClient::new(8, 1 << 20, Arc::new(RpcCounters::default()));
+        assert!(client.call(&addr, Bytes::from_static(b"x")).await.is_err());
+        assert_eq!(counters.foreign_cluster.load(Ordering::Relaxed), 1);
+        assert_eq!(counters.served.load(Ordering::Relaxed), 0);
+    }
+
+    #[tokio::test]
+    async fn the_client_reconnects_after_the_peer_restarts() {
+        let (addr, _) = server(7).await;
+        let client = RpcClient::new(7, 1 << 20, Arc::new(RpcCounters::default()));
+        assert!(client.call(&addr, Bytes::from_static(b"a")).await.is_ok());
+        // Break the connection by dropping the client's sender side: simulate with a new peer map entry.
+        client.peers.lock().expect("lock").clear();
+        assert!(client.call(&addr, Bytes::from_static(b"b")).await.is_ok());
+    }
+}
