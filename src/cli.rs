@@ -95,6 +95,12 @@ pub struct Cli {
     /// Interval of re-joins and probes of dead members (partition healing), in ms.
     #[arg(long, env = "SWIMKV_RECONNECT_INTERVAL_MS", default_value_t = 10_000)]
     pub reconnect_interval_ms: u64,
+    /// Lifeguard: upper bound of the local health multiplier.
+    #[arg(long, env = "SWIMKV_MAX_LOCAL_HEALTH", default_value_t = 8)]
+    pub max_local_health: u32,
+    /// How long dead and left members are remembered, in ms.
+    #[arg(long, env = "SWIMKV_DEAD_RECLAIM_MS", default_value_t = 3_600_000)]
+    pub dead_reclaim_ms: u64,
     /// Turn the Lifeguard refinements off (local health, dogpile, buddy system).
     #[arg(long, env = "SWIMKV_NO_LIFEGUARD")]
     pub no_lifeguard: bool,
@@ -157,6 +163,8 @@ impl Cli {
         s.push_pull_interval_ms = self.push_pull_interval_ms;
         s.reconnect_interval_ms = self.reconnect_interval_ms;
         s.lifeguard = !self.no_lifeguard;
+        s.max_local_health = self.max_local_health;
+        s.dead_reclaim_ms = self.dead_reclaim_ms;
         let l = &mut c.limits;
         l.max_key_bytes = self.max_key_bytes;
         l.max_value_bytes = self.max_value_bytes;

@@ -39,8 +39,11 @@ pub enum ApiError {
     },
     /// Too many requests in flight on this node (503 with Retry-After).
     Overloaded,
-    /// The method is not served on this route (405).
-    MethodNotAllowed,
+    /// The method is not served on this route (405, with an `Allow` header).
+    MethodNotAllowed {
+        /// The methods the route serves, as the `Allow` header lists them.
+        allow: &'static str,
+    },
     /// No such route (404).
     NoRoute,
     /// This node is shutting down or an internal actor is gone (503).
@@ -64,7 +67,7 @@ impl fmt::Display for ApiError {
                 )
             }
             ApiError::Overloaded => f.write_str("too many requests in flight; retry later"),
-            ApiError::MethodNotAllowed => f.write_str("method not allowed on this route"),
+            ApiError::MethodNotAllowed { .. } => f.write_str("method not allowed on this route"),
             ApiError::NoRoute => f.write_str("no such route"),
             ApiError::ShuttingDown => f.write_str("node is shutting down"),
         }
@@ -80,7 +83,7 @@ impl ApiError {
             ApiError::TooLarge { .. } => "payload_too_large",
             ApiError::Unavailable { .. } => "unavailable",
             ApiError::Overloaded => "overloaded",
-            ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::NoRoute => "not_found",
             ApiError::ShuttingDown => "unavailable",
         }
@@ -103,7 +106,7 @@ impl ResponseError for ApiError {
             ApiError::Unavailable { .. } | ApiError::Overloaded | ApiError::ShuttingDown => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
-            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
         }
     }
 
@@ -126,8 +129,14 @@ impl ResponseError for ApiError {
             _ => {}
         }
         let mut resp = HttpResponse::build(self.status_code());
-        if matches!(self, ApiError::Overloaded) {
-            resp.insert_header((header::RETRY_AFTER, "1"));
+        match self {
+            ApiError::Overloaded => {
+                resp.insert_header((header::RETRY_AFTER, "1"));
+            }
+            ApiError::MethodNotAllowed { allow } => {
+                resp.insert_header((header::ALLOW, *allow));
+            }
+            _ => {}
         }
         resp.json(body)
     }

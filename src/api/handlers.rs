@@ -206,9 +206,9 @@ pub async fn delete(req: HttpRequest, state: web::Data<AppState>) -> Result<Http
     write(&req, &state, None, key).await
 }
 
-/// Any method a route does not serve.
-pub async fn method_not_allowed() -> Result<HttpResponse> {
-    Err(ApiError::MethodNotAllowed)
+/// Any method a route does not serve; `allow` lists the ones it does.
+pub async fn method_not_allowed(allow: &'static str) -> Result<HttpResponse> {
+    Err(ApiError::MethodNotAllowed { allow })
 }
 
 /// Any path no route serves.

@@ -93,59 +93,59 @@ pub async fn record_metrics(
 /// Registers every route.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     use handlers::*;
-    let not_allowed = || web::to(method_not_allowed);
+    let not_allowed = |allow: &'static str| web::to(move || method_not_allowed(allow));
     cfg.service(
         web::resource("/d/{key:.*}")
             .route(web::get().to(get))
             .route(web::post().to(put))
             .route(web::put().to(put))
             .route(web::delete().to(delete))
-            .default_service(not_allowed()),
+            .default_service(not_allowed("GET, POST, PUT, DELETE")),
     )
     .service(
         web::resource("/health")
             .route(web::get().to(health))
-            .default_service(not_allowed()),
+            .default_service(not_allowed("GET")),
     )
     .service(
         web::resource("/ready")
             .route(web::get().to(ready))
-            .default_service(not_allowed()),
+            .default_service(not_allowed("GET")),
     )
     .service(
         web::resource("/metrics")
             .route(web::get().to(metrics))
-            .default_service(not_allowed()),
+            .default_service(not_allowed("GET")),
     )
     .service(
         web::resource("/cluster/members")
             .route(web::get().to(members))
-            .default_service(not_allowed()),
+            .default_service(not_allowed("GET")),
     )
     .service(
         web::resource("/cluster/ring")
             .route(web::get().to(ring))
-            .default_service(not_allowed()),
+            .default_service(not_allowed("GET")),
     )
     .service(
         web::resource("/cluster/locate/{key:.*}")
             .route(web::get().to(locate))
-            .default_service(not_allowed()),
+            .default_service(not_allowed("GET")),
     )
     .service(
         web::resource("/cluster/local")
             .route(web::get().to(local))
-            .default_service(not_allowed()),
+            .default_service(not_allowed("GET")),
     )
     .service(
         web::resource("/cluster/leave")
             .route(web::post().to(leave))
-            .default_service(not_allowed()),
+            .default_service(not_allowed("POST")),
     )
     .service(
         web::resource("/")
             .route(web::get().to(dashboard::index))
-            .default_service(not_allowed()),
+            .default_service(not_allowed("GET")),
     )
     .default_service(web::to(no_route));
 }

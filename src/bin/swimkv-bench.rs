@@ -1869,7 +1869,16 @@ fn report_table(cfg: &Config, report: &Report) -> String {
         "  {:<7} {:>10} {:>10} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9}",
         "op", "ops", "ok", "failed", "p50 µs", "p90 µs", "p99 µs", "p99.9 µs", "max µs"
     );
-    let mut row = |name: &str, ok: u64, failed: u64, p: Percentiles| {
+    let mut row = |name: &str, ok: u64, failed: u64, h: &Histogram| {
+        let p = h.percentiles();
+        // No HTTP response at all (only transport errors): no latency to show.
+        let cell = |v: u64| {
+            if h.total == 0 {
+                "-".to_string()
+            } else {
+                v.to_string()
+            }
+        };
         let _ = writeln!(
             out,
             "  {:<7} {:>10} {:>10} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9}",
@@ -1877,25 +1886,20 @@ fn report_table(cfg: &Config, report: &Report) -> String {
             ok + failed,
             ok,
             failed,
-            p.p50,
-            p.p90,
-            p.p99,
-            p.p999,
-            p.max
+            cell(p.p50),
+            cell(p.p90),
+            cell(p.p99),
+            cell(p.p999),
+            cell(p.max)
         );
     };
     for op in Op::ALL {
         let s = &report.stats.by_op[op as usize];
         if s.ok + s.failed() > 0 {
-            row(op.name(), s.ok, s.failed(), s.latency.percentiles());
+            row(op.name(), s.ok, s.failed(), &s.latency);
         }
     }
-    row(
-        "all",
-        totals.ok,
-        totals.failed,
-        totals.latency.percentiles(),
-    );
+    row("all", totals.ok, totals.failed, &totals.latency);
     for op in Op::ALL {
         let s = &report.stats.by_op[op as usize];
         if !s.errors.is_empty() {
@@ -1930,6 +1934,14 @@ fn main() -> ExitCode {
             }
             if let Some(detail) = &report.stats.protocol_error {
                 eprintln!("swimkv-bench: first protocol error: {detail}");
+            }
+            let preload_failed: u64 = report.stats.preload_errors.values().sum();
+            if preload_failed > 0 {
+                eprintln!(
+                    "swimkv-bench: warning: {preload_failed} preload writes failed ({}); \
+                     GETs of those keys may answer 404",
+                    errors_inline(&report.stats.preload_errors)
+                );
             }
             ExitCode::SUCCESS
         }

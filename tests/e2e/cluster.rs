@@ -1,0 +1,237 @@
+//! Real swimkv processes on loopback for end-to-end tests: start, kill -9,
+//! SIGSTOP/SIGCONT, restart, and a minimal blocking HTTP client.
+//!
+//! Every process started here is killed by PID when the `Cluster` is dropped; every
+//! wait is bounded in time.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// One HTTP answer.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    /// Status code (0 when the request failed at the transport).
+    pub status: u16,
+    /// Body bytes.
+    pub body: Vec<u8>,
+}
+
+impl Answer {
+    /// The body as text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// Sends one request with `Connection: close` and reads the whole answer.
+pub fn http(port: u16, method: &str, path: &str, body: &[u8], timeout: Duration) -> Answer {
+    let failed = Answer {
+        status: 0,
+        body: Vec::new(),
+    };
+    let Ok(mut s) = TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), timeout) else {
+        return failed;
+    };
+    let _ = s.set_read_timeout(Some(timeout));
+    let _ = s.set_write_timeout(Some(timeout));
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    if s.write_all(head.as_bytes())
+        .and_then(|_| s.write_all(body))
+        .is_err()
+    {
+        return failed;
+    }
+    let mut raw = Vec::new();
+    if s.read_to_end(&mut raw).is_err() && raw.is_empty() {
+        return failed;
+    }
+    let Some(split) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return failed;
+    };
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    Answer {
+        status,
+        body: raw[split + 4..].to_vec(),
+    }
+}
+
+/// A set of swimkv processes on consecutive ports.
+pub struct Cluster {
+    pub base: u16,
+    pub procs: Vec<Option<Child>>,
+    pub args: Vec<String>,
+}
+
+impl Cluster {
+    /// Starts `n` nodes on `base..base+n`, the first alone and the others through it.
+    pub fn start(base: u16, n: usize, args: &[&str]) -> Cluster {
+        let mut c = Cluster {
+            base,
+            procs: Vec::new(),
+            args: args.iter().map(|s| s.to_string()).collect(),
+        };
+        for i in 0..n {
+            let child = c.spawn(i);
+            c.procs.push(Some(child));
+            if i == 0 {
+                assert!(
+                    c.wait_for(Duration::from_secs(10), || http(
+                        base,
+                        "GET",
+                        "/health",
+                        b"",
+                        Duration::from_secs(1)
+                    )
+                    .status
+                        == 200),
+                    "first node did not come up"
+                );
+            }
+        }
+        c
+    }
+
+    /// HTTP port of node `i`.
+    pub fn port(&self, i: usize) -> u16 {
+        self.base + i as u16
+    }
+
+    /// Member name of node `i`.
+    pub fn name(&self, i: usize) -> String {
+        format!("127.0.0.1:{}", self.port(i))
+    }
+
+    fn spawn(&self, i: usize) -> Child {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_swimkv"));
+        cmd.arg(self.port(i).to_string());
+        if i > 0 {
+            cmd.arg(self.base.to_string());
+        }
+        cmd.args(&self.args)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        cmd.spawn().expect("start swimkv")
+    }
+
+    /// kill -9 node `i`.
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut child) = self.procs[i].take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Sends `signal` (e.g. "-STOP", "-CONT", "-TERM") to node `i`.
+    pub fn signal(&self, i: usize, signal: &str) {
+        if let Some(child) = &self.procs[i] {
+            let _ = Command::new("kill")
+                .arg(signal)
+                .arg(child.id().to_string())
+                .status();
+        }
+    }
+
+    /// Starts node `i` again on its port (a new generation).
+    pub fn restart(&mut self, i: usize) {
+        self.kill(i);
+        let child = self.spawn(i);
+        self.procs[i] = Some(child);
+    }
+
+    /// Waits for node `i` to exit by itself; its exit code.
+    pub fn wait_exit(&mut self, i: usize, within: Duration) -> Option<i32> {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Some(child) = self.procs[i].as_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    self.procs[i] = None;
+                    return status.code();
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
+    /// Polls `cond` every 50 ms until it holds or `within` passes.
+    pub fn wait_for(&self, within: Duration, mut cond: impl FnMut() -> bool) -> bool {
+        let deadline = Instant::now() + within;
+        loop {
+            if cond() {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The states node `i` reports for every member, as (id, state).
+    pub fn view(&self, i: usize) -> Vec<(String, String)> {
+        let a = http(
+            self.port(i),
+            "GET",
+            "/cluster/members",
+            b"",
+            Duration::from_secs(2),
+        );
+        let Ok(v) = serde_json::from_slice::<serde_json::Value>(&a.body) else {
+            return Vec::new();
+        };
+        v["members"]
+            .as_array()
+            .map(|ms| {
+                ms.iter()
+                    .map(|m| {
+                        (
+                            m["id"].as_str().unwrap_or("").to_string(),
+                            m["state"].as_str().unwrap_or("").to_string(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Number of members node `i` sees in `state`.
+    pub fn count(&self, i: usize, state: &str) -> usize {
+        self.view(i).iter().filter(|(_, s)| s == state).count()
+    }
+
+    /// State of member `of` in node `i`'s view.
+    pub fn state_of(&self, i: usize, of: usize) -> Option<String> {
+        let name = self.name(of);
+        self.view(i)
+            .into_iter()
+            .find(|(id, _)| *id == name)
+            .map(|(_, s)| s)
+    }
+
+    /// Indices of running nodes.
+    pub fn running(&self) -> Vec<usize> {
+        (0..self.procs.len())
+            .filter(|i| self.procs[*i].is_some())
+            .collect()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for i in 0..self.procs.len() {
+            self.signal(i, "-CONT");
+            self.kill(i);
+        }
+    }
+}
