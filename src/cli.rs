@@ -104,6 +104,28 @@ pub struct Cli {
     /// Turn the Lifeguard refinements off (local health, dogpile, buddy system).
     #[arg(long, env = "SWIMKV_NO_LIFEGUARD")]
     pub no_lifeguard: bool,
+    /// Keys per handoff batch when data moves after a ring change.
+    #[arg(long, env = "SWIMKV_REBALANCE_BATCH", default_value_t = 512)]
+    pub rebalance_batch: usize,
+    /// Pause between handoff batches, in ms (throttle).
+    #[arg(long, env = "SWIMKV_REBALANCE_PAUSE_MS", default_value_t = 2)]
+    pub rebalance_pause_ms: u64,
+    /// Interval of anti-entropy rounds with a random peer, in ms.
+    #[arg(
+        long,
+        env = "SWIMKV_ANTI_ENTROPY_INTERVAL_MS",
+        default_value_t = 10_000
+    )]
+    pub anti_entropy_interval_ms: u64,
+    /// Buckets of an anti-entropy digest.
+    #[arg(long, env = "SWIMKV_DIGEST_BUCKETS", default_value_t = 256)]
+    pub digest_buckets: u32,
+    /// A ring transition not settled after this long is settled anyway, in ms.
+    #[arg(long, env = "SWIMKV_TRANSITION_TIMEOUT_MS", default_value_t = 60_000)]
+    pub transition_timeout_ms: u64,
+    /// Hints (writes a down replica missed) kept at most.
+    #[arg(long, env = "SWIMKV_MAX_HINTS", default_value_t = 100_000)]
+    pub max_hints: usize,
     /// Largest key, in bytes.
     #[arg(long, env = "SWIMKV_MAX_KEY_BYTES", default_value_t = 1024)]
     pub max_key_bytes: usize,
@@ -165,6 +187,13 @@ impl Cli {
         s.lifeguard = !self.no_lifeguard;
         s.max_local_health = self.max_local_health;
         s.dead_reclaim_ms = self.dead_reclaim_ms;
+        let st = &mut c.stabilize;
+        st.batch_keys = self.rebalance_batch;
+        st.pause_ms = self.rebalance_pause_ms;
+        st.anti_entropy_interval_ms = self.anti_entropy_interval_ms;
+        st.digest_buckets = self.digest_buckets;
+        st.transition_timeout_ms = self.transition_timeout_ms;
+        st.max_hints = self.max_hints;
         let l = &mut c.limits;
         l.max_key_bytes = self.max_key_bytes;
         l.max_value_bytes = self.max_value_bytes;

@@ -85,6 +85,36 @@ impl Default for ReplicationConfig {
     }
 }
 
+/// Stabilization: rebalancing, anti-entropy and hinted handoff (DESIGN section 6).
+#[derive(Clone, Debug, PartialEq)]
+pub struct StabilizeConfig {
+    /// Keys per handoff batch.
+    pub batch_keys: usize,
+    /// Pause between handoff batches, in milliseconds (throttle).
+    pub pause_ms: u64,
+    /// Interval of anti-entropy rounds with a random peer, in milliseconds.
+    pub anti_entropy_interval_ms: u64,
+    /// Buckets of an anti-entropy digest.
+    pub digest_buckets: u32,
+    /// A ring transition not settled after this long is settled anyway, in milliseconds.
+    pub transition_timeout_ms: u64,
+    /// Hints (writes a replica missed) kept per node at most.
+    pub max_hints: usize,
+}
+
+impl Default for StabilizeConfig {
+    fn default() -> Self {
+        StabilizeConfig {
+            batch_keys: 512,
+            pause_ms: 2,
+            anti_entropy_interval_ms: 10_000,
+            digest_buckets: 256,
+            transition_timeout_ms: 60_000,
+            max_hints: 100_000,
+        }
+    }
+}
+
 /// Size and concurrency limits; requests over them are refused with a clear error.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Limits {
@@ -134,6 +164,8 @@ pub struct Config {
     pub replication: ReplicationConfig,
     /// Limits.
     pub limits: Limits,
+    /// Stabilization settings.
+    pub stabilize: StabilizeConfig,
 }
 
 /// The offset between the HTTP port and the default peer RPC port.
@@ -154,6 +186,7 @@ impl Config {
             swim: SwimConfig::default(),
             replication: ReplicationConfig::default(),
             limits: Limits::default(),
+            stabilize: StabilizeConfig::default(),
         }
     }
 
@@ -233,6 +266,16 @@ impl Config {
                 "max frame size ({} bytes) must hold the largest value and key plus 1 KiB of envelope",
                 l.max_frame_bytes
             ));
+        }
+        let st = &self.stabilize;
+        if st.batch_keys == 0
+            || st.digest_buckets == 0
+            || st.anti_entropy_interval_ms == 0
+            || st.transition_timeout_ms == 0
+        {
+            return bad(
+                "stabilization batch size, digest buckets and intervals must be at least 1".into(),
+            );
         }
         if r.request_timeout_ms == 0 {
             return bad("request timeout must be positive".into());

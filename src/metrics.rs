@@ -93,6 +93,18 @@ pub struct Metrics {
     pub rebalance_keys_pending: Gauge,
     /// Unix time (seconds) the last rebalance completed.
     pub rebalance_last_completion: Gauge,
+    /// Keys repaired by anti-entropy (pushed or pulled).
+    pub anti_entropy_repairs: Counter,
+    /// Anti-entropy rounds completed.
+    pub anti_entropy_rounds: Counter,
+    /// 1 while a ring transition is not settled.
+    pub ring_transition: Gauge,
+    /// Hints waiting for their replica.
+    pub hints_pending: Gauge,
+    /// Hints delivered.
+    pub hints_delivered: Counter,
+    /// Hints dropped because the hint limit was reached.
+    pub hints_dropped: Counter,
     registry: Arc<Registry>,
 }
 
@@ -197,6 +209,12 @@ impl Metrics {
             rebalance_keys_moved: Counter::default(),
             rebalance_keys_pending: Gauge::default(),
             rebalance_last_completion: Gauge::default(),
+            anti_entropy_repairs: Counter::default(),
+            anti_entropy_rounds: Counter::default(),
+            ring_transition: Gauge::default(),
+            hints_pending: Gauge::default(),
+            hints_delivered: Counter::default(),
+            hints_dropped: Counter::default(),
             registry: Arc::new(Registry::default()),
         };
         r.register(
@@ -293,6 +311,36 @@ impl Metrics {
             "swimkv_rebalance_last_completion_seconds",
             "Unix time the last rebalance completed",
             m.rebalance_last_completion.clone(),
+        );
+        r.register(
+            "swimkv_anti_entropy_repairs",
+            "Keys repaired by anti-entropy",
+            m.anti_entropy_repairs.clone(),
+        );
+        r.register(
+            "swimkv_anti_entropy_rounds",
+            "Anti-entropy rounds completed",
+            m.anti_entropy_rounds.clone(),
+        );
+        r.register(
+            "swimkv_ring_transition",
+            "1 while a ring change is not settled everywhere",
+            m.ring_transition.clone(),
+        );
+        r.register(
+            "swimkv_hints_pending",
+            "Hints waiting for their replica",
+            m.hints_pending.clone(),
+        );
+        r.register(
+            "swimkv_hints_delivered",
+            "Hints delivered",
+            m.hints_delivered.clone(),
+        );
+        r.register(
+            "swimkv_hints_dropped",
+            "Hints dropped at the hint limit",
+            m.hints_dropped.clone(),
         );
         r.register_collector(Box::new(TransportCollector { udp, rpc }));
         m.registry = Arc::new(r);

@@ -12,6 +12,8 @@ use crate::membership::swim::Swim;
 use crate::metrics::Metrics;
 use crate::replication::actor::ReplicationActor;
 use crate::replication::message::{ReplicaRequest, ReplicaResponse};
+use crate::replication::peer::encode_response;
+use crate::replication::stabilizer::{HandOffAll, PeerSynced, StabilizerActor, StorageLinks};
 use crate::ring::actor::RingActor;
 use crate::storage::actor::{LocalOp, StorageActor};
 use crate::transport::rpc::{self, Handler as RpcHandler, RpcClient, RpcCounters};
@@ -26,26 +28,56 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// Asks the node to stop (after a graceful leave).
+/// Leave gracefully: hand every key off, announce `left`, stop the node.
+/// Answers how many keys were handed off.
 #[derive(Message)]
-#[rtype(result = "()")]
-pub struct Shutdown;
+#[rtype(result = "Result<u64, String>")]
+pub struct GracefulLeave;
 
-/// Stops the actor system a moment after a leave, so the `left` news gets out.
-pub struct Control;
+/// Runs a graceful leave and stops the actor system afterwards.
+pub struct Control {
+    stabilizer: Recipient<HandOffAll>,
+    membership: Recipient<Leave>,
+    leaving: bool,
+}
 
 impl Actor for Control {
     type Context = Context<Self>;
 }
 
-impl Handler<Shutdown> for Control {
-    type Result = ();
+impl Handler<GracefulLeave> for Control {
+    type Result = ResponseActFuture<Self, Result<u64, String>>;
 
-    fn handle(&mut self, _: Shutdown, ctx: &mut Context<Self>) {
-        ctx.run_later(Duration::from_millis(500), |_, _| {
-            log::info!("left the cluster; stopping");
-            System::current().stop();
-        });
+    fn handle(&mut self, _: GracefulLeave, _: &mut Context<Self>) -> Self::Result {
+        let first = !self.leaving;
+        self.leaving = true;
+        let stabilizer = self.stabilizer.clone();
+        let membership = self.membership.clone();
+        let work = async move {
+            if !first {
+                return Err("already leaving".to_string());
+            }
+            let handed = match stabilizer.send(HandOffAll).await {
+                Ok(Ok(n)) => n,
+                Ok(Err(why)) => {
+                    log::warn!("handoff before leaving incomplete: {why}");
+                    0
+                }
+                Err(e) => return Err(e.to_string()),
+            };
+            log::info!("handed off {handed} keys; announcing left");
+            let _ = membership.send(Leave).await;
+            Ok(handed)
+        };
+        Box::pin(work.into_actor(self).map(|result, _, ctx| {
+            if result.is_ok() {
+                ctx.run_later(Duration::from_millis(500), |_, _| {
+                    log::info!("left the cluster; stopping");
+                    System::current().stop();
+                });
+            }
+            result
+        }))
     }
 }
 
@@ -69,19 +101,24 @@ fn bind_error(what: &str, addr: &str, e: std::io::Error) -> StartError {
     }
 }
 
-/// Answers peer replica requests with the local StorageActor.
-fn replica_handler(storage: Recipient<LocalOp>) -> RpcHandler {
+/// Answers peer requests: `Synced` goes to the stabilizer, the rest to storage.
+fn replica_handler(storage: Recipient<LocalOp>, stabilizer: Recipient<PeerSynced>) -> RpcHandler {
     Arc::new(move |payload: Bytes| {
         let storage = storage.clone();
+        let stabilizer = stabilizer.clone();
         Box::pin(async move {
             let response = match postcard::from_bytes::<ReplicaRequest>(&payload) {
+                Ok(ReplicaRequest::Synced { from, fingerprint }) => {
+                    stabilizer.do_send(PeerSynced { from, fingerprint });
+                    ReplicaResponse::Written
+                }
                 Ok(request) => storage
                     .send(LocalOp(request))
                     .await
                     .unwrap_or_else(|e| ReplicaResponse::Error(format!("storage: {e}"))),
                 Err(_) => ReplicaResponse::Error("undecodable request".into()),
             };
-            Bytes::from(postcard::to_allocvec(&response).unwrap_or_default())
+            encode_response(&response)
         })
     })
 }
@@ -110,14 +147,30 @@ async fn start(config: Config) -> Result<(), StartError> {
     let rpc_counters = Arc::new(RpcCounters::default());
     let metrics = Metrics::new(udp_counters.clone(), rpc_counters.clone());
 
-    let storage = StorageActor::new(metrics.clone()).start();
+    let storage = StorageActor::new(metrics.clone(), config.replication.tombstone_grace_ms).start();
     let rpc_client = RpcClient::new(cluster, config.limits.max_frame_bytes, rpc_counters.clone());
     let replication = ReplicationActor::new(
         name.clone(),
         config.replication.clone(),
         storage.clone().recipient(),
-        rpc_client,
+        rpc_client.clone(),
         metrics.clone(),
+        config.stabilize.max_hints,
+    )
+    .start();
+    let stabilizer = StabilizerActor::new(
+        name.clone(),
+        config.replication.n,
+        config.stabilize.clone(),
+        StorageLinks {
+            op: storage.clone().recipient(),
+            page: storage.clone().recipient(),
+            drop: storage.clone().recipient(),
+        },
+        rpc_client,
+        replication.clone().recipient(),
+        metrics.clone(),
+        Duration::from_millis(config.replication.request_timeout_ms),
     )
     .start();
     let me = LiveMember {
@@ -127,7 +180,7 @@ async fn start(config: Config) -> Result<(), StartError> {
     let ring = RingActor::new(
         me,
         config.vnodes,
-        vec![replication.clone().recipient()],
+        vec![stabilizer.clone().recipient()],
         metrics.clone(),
     )
     .start();
@@ -157,10 +210,15 @@ async fn start(config: Config) -> Result<(), StartError> {
         peer_listener,
         cluster,
         config.limits.max_frame_bytes,
-        replica_handler(storage.clone().recipient()),
+        replica_handler(storage.clone().recipient(), stabilizer.clone().recipient()),
         rpc_counters,
     ));
-    let control = Control.start();
+    let control = Control {
+        stabilizer: stabilizer.recipient(),
+        membership: membership.clone().recipient(),
+        leaving: false,
+    }
+    .start();
 
     let state = web::Data::new(AppState {
         node: name.clone(),
@@ -168,10 +226,9 @@ async fn start(config: Config) -> Result<(), StartError> {
         get: replication.clone().recipient(),
         put: replication.clone().recipient(),
         members: membership.clone().recipient(),
-        leave: membership.clone().recipient(),
+        leave: Some(control.clone().recipient()),
         ring: ring.clone().recipient(),
         local: storage.clone().recipient(),
-        shutdown: Some(control.clone().recipient()),
         limits: config.limits.clone(),
         replication: config.replication.clone(),
         metrics,
@@ -193,7 +250,7 @@ async fn start(config: Config) -> Result<(), StartError> {
             log::error!("HTTP server failed: {e}");
         }
     });
-    actix::spawn(stop_on_signal(membership.recipient(), control.recipient()));
+    actix::spawn(stop_on_signal(control.recipient()));
     log::info!(
         "node {name} serving HTTP and SWIM on {http_addr}, peer RPC on {peer_addr}, N={} R={} W={}",
         config.replication.n,
@@ -203,7 +260,7 @@ async fn start(config: Config) -> Result<(), StartError> {
     Ok(())
 }
 
-async fn stop_on_signal(leave: Recipient<Leave>, control: Recipient<Shutdown>) {
+async fn stop_on_signal(control: Recipient<GracefulLeave>) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
@@ -222,7 +279,9 @@ async fn stop_on_signal(leave: Recipient<Leave>, control: Recipient<Shutdown>) {
     {
         let _ = tokio::signal::ctrl_c().await;
     }
-    log::info!("signal received: leaving the cluster");
-    let _ = leave.send(Leave).await;
-    control.do_send(Shutdown);
+    log::info!("signal received: handing data off and leaving the cluster");
+    if let Ok(Err(why)) = control.send(GracefulLeave).await {
+        log::warn!("graceful leave failed: {why}; stopping anyway");
+        System::current().stop();
+    }
 }

@@ -7,7 +7,7 @@
 
 use super::error::ApiError;
 use super::AppState;
-use crate::membership::actor::{GetMembers, Leave};
+use crate::membership::actor::GetMembers;
 use crate::replication::actor::{ClientGet, ClientPut};
 use crate::replication::{Consistency, Outcome};
 use crate::ring::actor::GetRing;
@@ -332,17 +332,19 @@ pub async fn local(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpR
     Ok(HttpResponse::Ok().json(json!({"node": state.node, "keys": keys, "next": next})))
 }
 
-/// `POST /cluster/leave`: announce `left`, then stop the node.
+/// `POST /cluster/leave`: hand every key off, announce `left`, then stop the node.
 pub async fn leave(state: web::Data<AppState>) -> Result<HttpResponse> {
-    state
-        .leave
-        .send(Leave)
-        .await
-        .map_err(|_| ApiError::ShuttingDown)?;
-    if let Some(shutdown) = &state.shutdown {
-        shutdown.do_send(crate::node::Shutdown);
+    let Some(leave) = &state.leave else {
+        return Err(ApiError::ShuttingDown);
+    };
+    match leave.send(crate::node::GracefulLeave).await {
+        Ok(Ok(handed_off)) => Ok(HttpResponse::Ok().json(json!({
+            "node": state.node,
+            "state": "left",
+            "handed_off": handed_off,
+        }))),
+        _ => Err(ApiError::ShuttingDown),
     }
-    Ok(HttpResponse::Accepted().json(json!({"node": state.node, "state": "leaving"})))
 }
 
 /// `GET /metrics`: Prometheus text format.

@@ -11,9 +11,9 @@ pub mod error;
 pub mod handlers;
 
 use crate::config::{Limits, ReplicationConfig};
-use crate::membership::actor::{GetMembers, Leave};
+use crate::membership::actor::GetMembers;
 use crate::metrics::{Metrics, RequestLabels, RouteLabels};
-use crate::node::Shutdown;
+use crate::node::GracefulLeave;
 use crate::replication::actor::{ClientGet, ClientPut};
 use crate::ring::actor::GetRing;
 use crate::storage::actor::LocalPage;
@@ -38,14 +38,12 @@ pub struct AppState {
     pub put: Recipient<ClientPut>,
     /// Member list.
     pub members: Recipient<GetMembers>,
-    /// Graceful leave.
-    pub leave: Recipient<Leave>,
+    /// Graceful leave (absent in tests that must not stop the process).
+    pub leave: Option<Recipient<GracefulLeave>>,
     /// Ring snapshot.
     pub ring: Recipient<GetRing>,
     /// Local key pages.
     pub local: Recipient<LocalPage>,
-    /// Stops the node after a leave (absent in tests).
-    pub shutdown: Option<Recipient<Shutdown>>,
     /// Limits.
     pub limits: Limits,
     /// Replication settings (for readiness and locate).

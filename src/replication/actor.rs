@@ -6,19 +6,20 @@
 //! Invariant: every client request gets exactly one [`Outcome`], at the latest when
 //! the request timeout fires.
 
-use super::coordinator::{Coordinator, Effect, OpId, Outcome};
+use super::coordinator::{Coordinator, Effect, Group, OpId, Outcome};
 use super::message::{ReplicaRequest, ReplicaResponse};
+use super::peer;
 use super::quorum::{needed, Consistency};
+use super::stabilizer::Placement;
 use crate::config::ReplicationConfig;
 use crate::metrics::{Metrics, OpLabels};
-use crate::ring::actor::{RingChanged, RingSnapshot};
 use crate::storage::actor::LocalOp;
 use crate::storage::hlc::Hlc;
 use crate::storage::Record;
 use crate::transport::rpc::RpcClient;
 use actix::prelude::*;
 use bytes::Bytes;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::oneshot;
 
@@ -52,15 +53,13 @@ struct ReplicaReply {
     response: ReplicaResponse,
 }
 
-/// Encodes a replica request for peer RPC.
-pub fn encode_request(request: &ReplicaRequest) -> Bytes {
-    Bytes::from(postcard::to_allocvec(request).unwrap_or_default())
-}
-
-/// Decodes a replica response from peer RPC; garbage becomes an error response.
-pub fn decode_response(bytes: &[u8]) -> ReplicaResponse {
-    postcard::from_bytes(bytes)
-        .unwrap_or_else(|_| ReplicaResponse::Error("undecodable response".into()))
+/// A write a replica missed, kept until the replica is back (hinted handoff).
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+struct Hint {
+    to: String,
+    key: String,
+    record: Record,
 }
 
 /// Coordinates client requests.
@@ -68,7 +67,10 @@ pub struct ReplicationActor {
     me: String,
     config: ReplicationConfig,
     coordinator: Coordinator,
-    ring: Option<RingSnapshot>,
+    placement: Option<Placement>,
+    hints: BTreeMap<String, VecDeque<(String, Record)>>,
+    hint_count: usize,
+    max_hints: usize,
     hlc: Hlc,
     storage: Recipient<LocalOp>,
     rpc: RpcClient,
@@ -96,13 +98,17 @@ impl ReplicationActor {
         storage: Recipient<LocalOp>,
         rpc: RpcClient,
         metrics: Metrics,
+        max_hints: usize,
     ) -> ReplicationActor {
         ReplicationActor {
             hlc: Hlc::new(node_tiebreak(&me)),
             me,
             config,
             coordinator: Coordinator::new(),
-            ring: None,
+            placement: None,
+            hints: BTreeMap::new(),
+            hint_count: 0,
+            max_hints,
             storage,
             rpc,
             pending: HashMap::new(),
@@ -111,16 +117,37 @@ impl ReplicationActor {
         }
     }
 
-    fn replicas(&self, key: &str) -> Vec<String> {
-        match &self.ring {
-            Some(s) => s
-                .ring
-                .locate(key.as_bytes(), self.config.n)
-                .into_iter()
-                .map(str::to_string)
-                .collect(),
-            None => Vec::new(),
+    /// The replica groups of `key`: its preference list and, during a ring
+    /// transition, the live members of its settled preference list.
+    fn groups(&self, key: &str, level: Consistency, configured: usize) -> Vec<Group> {
+        let Some(p) = &self.placement else {
+            return Vec::new();
+        };
+        let n = self.config.n;
+        let current: Vec<String> = p
+            .current
+            .ring
+            .locate(key.as_bytes(), n)
+            .into_iter()
+            .map(str::to_string)
+            .collect();
+        let mut groups = vec![Group::new(
+            current.clone(),
+            needed(level, configured, current.len()),
+        )];
+        if let Some(previous) = &p.previous {
+            let settled = previous.locate(key.as_bytes(), n);
+            if settled.iter().any(|m| !current.iter().any(|c| c == m)) {
+                let need = needed(level, configured, settled.len());
+                let live: Vec<String> = settled
+                    .into_iter()
+                    .filter(|m| p.current.peers.contains_key(*m))
+                    .map(str::to_string)
+                    .collect();
+                groups.push(Group::new(live, need));
+            }
         }
+        groups
     }
 
     fn register(
@@ -151,34 +178,38 @@ impl ReplicationActor {
         ctx: &mut Context<Self>,
     ) {
         let me = ctx.address();
-        if to == self.me {
+        let hint = match &request {
+            ReplicaRequest::Write { key, record } => Some((key.clone(), record.clone())),
+            _ => None,
+        };
+        let response = if to == self.me {
             let fut = self.storage.send(LocalOp(request));
-            actix::spawn(async move {
-                let response = fut
-                    .await
-                    .unwrap_or_else(|e| ReplicaResponse::Error(format!("local storage: {e}")));
-                if let Some(op) = op {
-                    me.do_send(ReplicaReply {
-                        op,
-                        from: to,
-                        response,
-                    });
-                }
-            });
-            return;
-        }
-        let peer = self.ring.as_ref().and_then(|s| s.peers.get(&to).cloned());
-        let timeout = Duration::from_millis(self.config.request_timeout_ms);
-        let call = peer.map(|addr| self.rpc.call(&addr, encode_request(&request)));
+            futures_util::future::Either::Left(async move {
+                fut.await
+                    .unwrap_or_else(|e| ReplicaResponse::Error(format!("local storage: {e}")))
+            })
+        } else {
+            let addr = self
+                .placement
+                .as_ref()
+                .and_then(|p| p.current.peers.get(&to).cloned());
+            let timeout = Duration::from_millis(self.config.request_timeout_ms);
+            futures_util::future::Either::Right(peer::call(
+                &self.rpc,
+                addr.as_deref(),
+                &request,
+                timeout,
+            ))
+        };
         actix::spawn(async move {
-            let response = match call {
-                None => ReplicaResponse::Error(format!("{to} is not on the ring")),
-                Some(call) => match tokio::time::timeout(timeout, call).await {
-                    Ok(Ok(bytes)) => decode_response(&bytes),
-                    Ok(Err(e)) => ReplicaResponse::Error(e.to_string()),
-                    Err(_) => ReplicaResponse::Error("timeout".into()),
-                },
-            };
+            let response = response.await;
+            if let (ReplicaResponse::Error(_), Some((key, record))) = (&response, hint) {
+                me.do_send(Hint {
+                    to: to.clone(),
+                    key,
+                    record,
+                });
+            }
             if let Some(op) = op {
                 me.do_send(ReplicaReply {
                     op,
@@ -187,6 +218,51 @@ impl ReplicationActor {
                 });
             }
         });
+    }
+
+    fn deliver_hints(&mut self, ctx: &mut Context<Self>) {
+        let Some(p) = &self.placement else {
+            return;
+        };
+        let ready: Vec<String> = self
+            .hints
+            .keys()
+            .filter(|to| p.current.peers.contains_key(*to))
+            .cloned()
+            .collect();
+        for to in ready {
+            let Some(queue) = self.hints.get_mut(&to) else {
+                continue;
+            };
+            let take = queue.len().min(512);
+            let records: Vec<(String, Record)> = queue.drain(..take).collect();
+            if queue.is_empty() {
+                self.hints.remove(&to);
+            }
+            self.hint_count -= records.len();
+            let addr = p.current.peers.get(&to).cloned();
+            let timeout = Duration::from_millis(self.config.request_timeout_ms);
+            let request = ReplicaRequest::WriteBatch { records };
+            let call = peer::call(&self.rpc, addr.as_deref(), &request, timeout);
+            let metrics = self.metrics.clone();
+            let me = ctx.address();
+            actix::spawn(async move {
+                if call.await == ReplicaResponse::Written {
+                    if let ReplicaRequest::WriteBatch { records } = request {
+                        metrics.hints_delivered.inc_by(records.len() as u64);
+                    }
+                } else if let ReplicaRequest::WriteBatch { records } = request {
+                    for (key, record) in records {
+                        me.do_send(Hint {
+                            to: to.clone(),
+                            key,
+                            record,
+                        });
+                    }
+                }
+            });
+        }
+        self.metrics.hints_pending.set(self.hint_count as i64);
     }
 
     fn run_effects(&mut self, ctx: &mut Context<Self>) {
@@ -230,14 +306,32 @@ impl Actor for ReplicationActor {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.set_mailbox_capacity(65_536);
+        ctx.run_interval(Duration::from_secs(1), |act, ctx| act.deliver_hints(ctx));
     }
 }
 
-impl Handler<RingChanged> for ReplicationActor {
+impl Handler<Placement> for ReplicationActor {
     type Result = ();
 
-    fn handle(&mut self, msg: RingChanged, _: &mut Context<Self>) {
-        self.ring = Some(msg.0);
+    fn handle(&mut self, msg: Placement, _: &mut Context<Self>) {
+        self.placement = Some(msg);
+    }
+}
+
+impl Handler<Hint> for ReplicationActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Hint, _: &mut Context<Self>) {
+        if self.hint_count >= self.max_hints {
+            self.metrics.hints_dropped.inc();
+            return;
+        }
+        self.hint_count += 1;
+        self.hints
+            .entry(msg.to)
+            .or_default()
+            .push_back((msg.key, msg.record));
+        self.metrics.hints_pending.set(self.hint_count as i64);
     }
 }
 
@@ -245,10 +339,9 @@ impl Handler<ClientGet> for ReplicationActor {
     type Result = ResponseFuture<Outcome>;
 
     fn handle(&mut self, msg: ClientGet, ctx: &mut Context<Self>) -> Self::Result {
-        let replicas = self.replicas(&msg.key);
-        let need = needed(msg.consistency, self.config.r, replicas.len());
+        let groups = self.groups(&msg.key, msg.consistency, self.config.r);
         let mut out = std::mem::take(&mut self.out);
-        let op = self.coordinator.read(&msg.key, &replicas, need, &mut out);
+        let op = self.coordinator.read(&msg.key, &groups, &mut out);
         self.out = out;
         let rx = self.register(op, "read", ctx);
         self.run_effects(ctx);
@@ -265,12 +358,9 @@ impl Handler<ClientPut> for ReplicationActor {
             Some(v) => Record::value(version, v),
             None => Record::tombstone(version),
         };
-        let replicas = self.replicas(&msg.key);
-        let need = needed(msg.consistency, self.config.w, replicas.len());
+        let groups = self.groups(&msg.key, msg.consistency, self.config.w);
         let mut out = std::mem::take(&mut self.out);
-        let op = self
-            .coordinator
-            .write(&msg.key, record, &replicas, need, &mut out);
+        let op = self.coordinator.write(&msg.key, record, &groups, &mut out);
         self.out = out;
         let rx = self.register(op, "write", ctx);
         self.run_effects(ctx);

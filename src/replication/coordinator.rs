@@ -6,10 +6,17 @@
 //! answered stale or missing (read repair), late answers included. A request that
 //! has not reached its quorum when its timeout fires fails with the counts.
 //!
-//! Invariants: a write is reported successful only after `needed` distinct replicas
-//! acknowledged it; every operation gets exactly one [`Outcome`]; an operation is
-//! forgotten once every replica answered or its timeout fired. Pure: the shell
-//! routes [`Effect::Send`] (to itself or a peer) and schedules the timeout.
+//! While the ring is in transition (a member joined or failed and the data has not
+//! been handed off everywhere yet), a request has two [`Group`]s: the new
+//! preference list and the live part of the settled one. It must reach its quorum
+//! in **every** group (a joint quorum), so a read always meets a replica that holds
+//! every acknowledged write, whichever ring that write was made under.
+//!
+//! Invariants: a request is reported successful only after `needed` distinct
+//! replicas of each group answered; every operation gets exactly one [`Outcome`];
+//! an operation is forgotten once every replica answered or its timeout fired.
+//! Pure: the shell routes [`Effect::Send`] (to itself or a peer) and schedules the
+//! timeout.
 
 use super::message::{ReplicaRequest, ReplicaResponse};
 use crate::storage::{Record, Version};
@@ -84,32 +91,113 @@ enum Kind {
     },
 }
 
+/// A set of replicas that must reach its own quorum.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Group {
+    /// Replicas to ask.
+    pub replicas: Vec<String>,
+    /// Successful answers needed from them.
+    pub needed: usize,
+}
+
+impl Group {
+    /// A group of `replicas` needing `needed` answers.
+    pub fn new(replicas: Vec<String>, needed: usize) -> Group {
+        Group { replicas, needed }
+    }
+}
+
+#[derive(Debug)]
+struct GroupState {
+    group: Group,
+    succeeded: usize,
+    failed: usize,
+}
+
 #[derive(Debug)]
 struct Op {
     kind: Kind,
-    replicas: usize,
-    needed: usize,
-    failed: usize,
+    groups: Vec<GroupState>,
+    targets: usize,
     answered: Vec<String>,
     replied: bool,
 }
 
 impl Op {
-    fn succeeded(&self) -> usize {
-        match &self.kind {
-            Kind::Read { answers, .. } => answers.len(),
-            Kind::Write { acks, .. } => *acks,
+    fn count(&mut self, from: &str, ok: bool) {
+        for g in &mut self.groups {
+            if g.group.replicas.iter().any(|r| r == from) {
+                if ok {
+                    g.succeeded += 1;
+                } else {
+                    g.failed += 1;
+                }
+            }
         }
     }
 
+    fn reached(&self) -> bool {
+        self.groups.iter().all(|g| g.succeeded >= g.group.needed)
+    }
+
+    fn impossible(&self) -> bool {
+        self.groups
+            .iter()
+            .any(|g| g.group.replicas.len().saturating_sub(g.failed) < g.group.needed)
+    }
+
     fn unavailable(&self) -> Outcome {
-        Outcome::Unavailable {
-            needed: self.needed,
-            succeeded: self.succeeded(),
-            failed: self.failed,
-            replicas: self.replicas,
+        let g = self
+            .groups
+            .iter()
+            .find(|g| g.succeeded < g.group.needed)
+            .or(self.groups.first());
+        match g {
+            Some(g) => Outcome::Unavailable {
+                needed: g.group.needed,
+                succeeded: g.succeeded,
+                failed: g.failed,
+                replicas: g.group.replicas.len(),
+            },
+            None => Outcome::Unavailable {
+                needed: 1,
+                succeeded: 0,
+                failed: 0,
+                replicas: 0,
+            },
         }
     }
+}
+
+fn targets_of(groups: &[Group]) -> Vec<String> {
+    let mut all: Vec<String> = Vec::new();
+    for g in groups {
+        for r in &g.replicas {
+            if !all.contains(r) {
+                all.push(r.clone());
+            }
+        }
+    }
+    all
+}
+
+fn op_state(kind: Kind, groups: &[Group]) -> (Op, Vec<String>) {
+    let targets = targets_of(groups);
+    let op = Op {
+        kind,
+        groups: groups
+            .iter()
+            .map(|g| GroupState {
+                group: g.clone(),
+                succeeded: 0,
+                failed: 0,
+            })
+            .collect(),
+        targets: targets.len(),
+        answered: Vec::with_capacity(targets.len()),
+        replied: false,
+    };
+    (op, targets)
 }
 
 /// The state of every operation this node coordinates.
@@ -135,31 +223,19 @@ impl Coordinator {
         self.next
     }
 
-    /// Starts a read of `key` from `replicas`, answered at `needed` responses.
-    pub fn read(
-        &mut self,
-        key: &str,
-        replicas: &[String],
-        needed: usize,
-        out: &mut Vec<Effect>,
-    ) -> OpId {
+    /// Starts a read of `key`, answered once every group reached its quorum.
+    pub fn read(&mut self, key: &str, groups: &[Group], out: &mut Vec<Effect>) -> OpId {
         let op = self.allocate();
-        let state = Op {
-            kind: Kind::Read {
-                key: key.to_string(),
-                answers: Vec::with_capacity(replicas.len()),
-                newest: None,
-            },
-            replicas: replicas.len(),
-            needed,
-            failed: 0,
-            answered: Vec::with_capacity(replicas.len()),
-            replied: false,
+        let kind = Kind::Read {
+            key: key.to_string(),
+            answers: Vec::new(),
+            newest: None,
         };
+        let (state, targets) = op_state(kind, groups);
         self.start(
             op,
             state,
-            replicas,
+            &targets,
             ReplicaRequest::Read {
                 key: key.to_string(),
             },
@@ -168,32 +244,25 @@ impl Coordinator {
         op
     }
 
-    /// Starts a write of `record` to `replicas`, answered at `needed` acks.
+    /// Starts a write of `record`, answered once every group reached its quorum.
     pub fn write(
         &mut self,
         key: &str,
         record: Record,
-        replicas: &[String],
-        needed: usize,
+        groups: &[Group],
         out: &mut Vec<Effect>,
     ) -> OpId {
         let op = self.allocate();
-        let state = Op {
-            kind: Kind::Write {
-                version: record.version,
-                acks: 0,
-            },
-            replicas: replicas.len(),
-            needed,
-            failed: 0,
-            answered: Vec::with_capacity(replicas.len()),
-            replied: false,
+        let kind = Kind::Write {
+            version: record.version,
+            acks: 0,
         };
+        let (state, targets) = op_state(kind, groups);
         let request = ReplicaRequest::Write {
             key: key.to_string(),
             record,
         };
-        self.start(op, state, replicas, request, out);
+        self.start(op, state, &targets, request, out);
         op
     }
 
@@ -201,18 +270,18 @@ impl Coordinator {
         &mut self,
         op: OpId,
         state: Op,
-        replicas: &[String],
+        targets: &[String],
         request: ReplicaRequest,
         out: &mut Vec<Effect>,
     ) {
-        if replicas.is_empty() {
+        if targets.is_empty() || state.impossible() {
             out.push(Effect::Reply {
                 op,
                 outcome: state.unavailable(),
             });
             return;
         }
-        for to in replicas {
+        for to in targets {
             out.push(Effect::Send {
                 op,
                 to: to.clone(),
@@ -237,6 +306,12 @@ impl Coordinator {
             return; // duplicate
         }
         state.answered.push(from.to_string());
+        let ok = matches!(
+            (&state.kind, &response),
+            (Kind::Read { .. }, ReplicaResponse::Read(_))
+                | (Kind::Write { .. }, ReplicaResponse::Written)
+        );
+        state.count(from, ok);
         match (&mut state.kind, response) {
             (
                 Kind::Read {
@@ -260,8 +335,18 @@ impl Coordinator {
                     repair(out, from, key, newest);
                 }
                 answers.push((from.to_string(), record));
-                if !state.replied && answers.len() >= state.needed {
-                    state.replied = true;
+            }
+            (Kind::Write { acks, .. }, ReplicaResponse::Written) => *acks += 1,
+            _ => {}
+        }
+        if !state.replied && state.reached() {
+            state.replied = true;
+            match &state.kind {
+                Kind::Read {
+                    answers,
+                    newest,
+                    key,
+                } => {
                     out.push(Effect::Reply {
                         op,
                         outcome: Outcome::Read(newest.clone()),
@@ -273,23 +358,16 @@ impl Coordinator {
                         }
                     }
                 }
+                Kind::Write { version, acks } => out.push(Effect::Reply {
+                    op,
+                    outcome: Outcome::Written {
+                        version: *version,
+                        acks: *acks,
+                    },
+                }),
             }
-            (Kind::Write { version, acks }, ReplicaResponse::Written) => {
-                *acks += 1;
-                if !state.replied && *acks >= state.needed {
-                    state.replied = true;
-                    out.push(Effect::Reply {
-                        op,
-                        outcome: Outcome::Written {
-                            version: *version,
-                            acks: *acks,
-                        },
-                    });
-                }
-            }
-            _ => state.failed += 1,
         }
-        if !state.replied && state.replicas - state.failed < state.needed {
+        if !state.replied && state.impossible() {
             // Too many failures: the quorum can no longer be reached, fail fast.
             state.replied = true;
             out.push(Effect::Reply {
@@ -297,7 +375,7 @@ impl Coordinator {
                 outcome: state.unavailable(),
             });
         }
-        if state.answered.len() >= state.replicas {
+        if state.answered.len() >= state.targets {
             self.ops.remove(&op);
         }
     }
@@ -362,7 +440,7 @@ mod tests {
     fn a_write_is_sent_to_every_replica_and_answered_at_w_acks() {
         let mut c = Coordinator::new();
         let mut out = Vec::new();
-        let op = c.write("k", rec(5, "v"), &names(3), 2, &mut out);
+        let op = c.write("k", rec(5, "v"), &[Group::new(names(3), 2)], &mut out);
         assert_eq!(
             out.iter()
                 .filter(|e| matches!(e, Effect::Send { .. }))
@@ -390,7 +468,7 @@ mod tests {
     fn duplicate_acks_from_one_replica_do_not_make_a_quorum() {
         let mut c = Coordinator::new();
         let mut out = Vec::new();
-        let op = c.write("k", rec(5, "v"), &names(3), 2, &mut out);
+        let op = c.write("k", rec(5, "v"), &[Group::new(names(3), 2)], &mut out);
         out.clear();
         c.on_response(op, "n0", ReplicaResponse::Written, &mut out);
         c.on_response(op, "n0", ReplicaResponse::Written, &mut out);
@@ -401,7 +479,7 @@ mod tests {
     fn a_timeout_before_the_quorum_answers_unavailable_with_counts() {
         let mut c = Coordinator::new();
         let mut out = Vec::new();
-        let op = c.write("k", rec(5, "v"), &names(3), 2, &mut out);
+        let op = c.write("k", rec(5, "v"), &[Group::new(names(3), 2)], &mut out);
         c.on_response(op, "n0", ReplicaResponse::Written, &mut out);
         out.clear();
         c.on_timeout(op, &mut out);
@@ -421,7 +499,7 @@ mod tests {
     fn failures_that_make_the_quorum_impossible_answer_at_once() {
         let mut c = Coordinator::new();
         let mut out = Vec::new();
-        let op = c.read("k", &names(3), 2, &mut out);
+        let op = c.read("k", &[Group::new(names(3), 2)], &mut out);
         out.clear();
         c.on_response(op, "n0", ReplicaResponse::Error("down".into()), &mut out);
         assert!(replies(&out).is_empty());
@@ -441,7 +519,7 @@ mod tests {
     fn a_read_answers_the_newest_version_and_repairs_stale_and_missing_replicas() {
         let mut c = Coordinator::new();
         let mut out = Vec::new();
-        let op = c.read("k", &names(3), 2, &mut out);
+        let op = c.read("k", &[Group::new(names(3), 2)], &mut out);
         out.clear();
         c.on_response(
             op,
@@ -470,7 +548,7 @@ mod tests {
     fn a_late_newer_answer_repairs_the_replicas_that_answered_before() {
         let mut c = Coordinator::new();
         let mut out = Vec::new();
-        let op = c.read("k", &names(3), 1, &mut out);
+        let op = c.read("k", &[Group::new(names(3), 1)], &mut out);
         c.on_response(op, "n0", ReplicaResponse::Read(None), &mut out);
         out.clear();
         c.on_response(op, "n1", ReplicaResponse::Read(Some(rec(3, "v"))), &mut out);
@@ -482,7 +560,7 @@ mod tests {
     fn a_read_of_a_missing_key_answers_none_without_repairs() {
         let mut c = Coordinator::new();
         let mut out = Vec::new();
-        let op = c.read("k", &names(2), 2, &mut out);
+        let op = c.read("k", &[Group::new(names(2), 2)], &mut out);
         out.clear();
         c.on_response(op, "n0", ReplicaResponse::Read(None), &mut out);
         c.on_response(op, "n1", ReplicaResponse::Read(None), &mut out);
@@ -491,10 +569,52 @@ mod tests {
     }
 
     #[test]
+    fn during_a_transition_a_write_needs_a_quorum_in_both_groups() {
+        let mut c = Coordinator::new();
+        let mut out = Vec::new();
+        let new = Group::new(vec!["b".into(), "c".into(), "d".into()], 2);
+        let settled = Group::new(vec!["b".into(), "c".into()], 2);
+        let op = c.write("k", rec(5, "v"), &[new, settled], &mut out);
+        let sends = out
+            .iter()
+            .filter(|e| matches!(e, Effect::Send { .. }))
+            .count();
+        assert_eq!(sends, 3, "each replica is asked once");
+        out.clear();
+        c.on_response(op, "d", ReplicaResponse::Written, &mut out);
+        c.on_response(op, "b", ReplicaResponse::Written, &mut out);
+        assert!(
+            replies(&out).is_empty(),
+            "two acks of the new list but one of the settled list"
+        );
+        c.on_response(op, "c", ReplicaResponse::Written, &mut out);
+        assert_eq!(replies(&out).len(), 1);
+    }
+
+    #[test]
+    fn a_group_that_can_no_longer_reach_its_quorum_fails_the_request_at_once() {
+        let mut c = Coordinator::new();
+        let mut out = Vec::new();
+        let new = Group::new(vec!["c".into(), "d".into(), "e".into()], 2);
+        let settled = Group::new(vec!["c".into()], 2); // two of its three members are dead
+        c.read("k", &[new, settled], &mut out);
+        assert_eq!(
+            replies(&out),
+            [&Outcome::Unavailable {
+                needed: 2,
+                succeeded: 0,
+                failed: 0,
+                replicas: 1
+            }]
+        );
+        assert_eq!(c.in_flight(), 0);
+    }
+
+    #[test]
     fn no_replicas_answers_unavailable_at_once() {
         let mut c = Coordinator::new();
         let mut out = Vec::new();
-        c.read("k", &[], 1, &mut out);
+        c.read("k", &[Group::new(vec![], 1)], &mut out);
         assert_eq!(replies(&out).len(), 1);
         assert_eq!(c.in_flight(), 0);
     }

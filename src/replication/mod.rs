@@ -6,7 +6,10 @@
 pub mod actor;
 pub mod coordinator;
 pub mod message;
+pub mod peer;
 pub mod quorum;
+pub mod rebalance;
+pub mod stabilizer;
 
 pub use coordinator::Outcome;
 pub use quorum::Consistency;

@@ -6,9 +6,9 @@
 //! version.
 
 use super::memory::MemoryStore;
+use super::ops::{self, ReplicaRequest, ReplicaResponse};
 use super::record::{Record, Version};
 use crate::metrics::Metrics;
-use crate::replication::message::{ReplicaRequest, ReplicaResponse};
 use actix::prelude::*;
 
 /// Runs one replica request against the local store.
@@ -35,14 +35,16 @@ pub struct DropHandedOff(pub Vec<(String, Version)>);
 pub struct StorageActor {
     store: MemoryStore,
     metrics: Metrics,
+    tombstone_grace_ms: u64,
 }
 
 impl StorageActor {
-    /// An actor over an empty store.
-    pub fn new(metrics: Metrics) -> StorageActor {
+    /// An actor over an empty store that collects tombstones older than `tombstone_grace_ms`.
+    pub fn new(metrics: Metrics, tombstone_grace_ms: u64) -> StorageActor {
         StorageActor {
             store: MemoryStore::new(),
             metrics,
+            tombstone_grace_ms,
         }
     }
 
@@ -53,21 +55,15 @@ impl StorageActor {
 
     /// Runs one replica request.
     pub fn run(&mut self, request: ReplicaRequest) -> ReplicaResponse {
-        match request {
-            ReplicaRequest::Read { key } => ReplicaResponse::Read(self.store.get(&key).cloned()),
-            ReplicaRequest::Write { key, record } => {
-                self.store.apply(&key, record);
-                self.gauges();
-                ReplicaResponse::Written
-            }
-            ReplicaRequest::WriteBatch { records } => {
-                for (key, record) in records {
-                    self.store.apply(&key, record);
-                }
-                self.gauges();
-                ReplicaResponse::Written
-            }
+        let writes = matches!(
+            request,
+            ReplicaRequest::Write { .. } | ReplicaRequest::WriteBatch { .. }
+        );
+        let response = ops::serve(&mut self.store, request);
+        if writes {
+            self.gauges();
         }
+        response
     }
 }
 
@@ -76,6 +72,20 @@ impl Actor for StorageActor {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.set_mailbox_capacity(65_536);
+        let every =
+            std::time::Duration::from_millis((self.tombstone_grace_ms / 10).clamp(1_000, 60_000));
+        ctx.run_interval(every, |act, _| {
+            let now_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64);
+            let collected = act
+                .store
+                .collect_tombstones(now_ms.saturating_sub(act.tombstone_grace_ms));
+            if collected > 0 {
+                log::debug!("collected {collected} tombstones older than the grace period");
+                act.gauges();
+            }
+        });
     }
 }
 

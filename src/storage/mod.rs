@@ -5,6 +5,7 @@
 pub mod actor;
 pub mod hlc;
 pub mod memory;
+pub mod ops;
 pub mod record;
 
 pub use memory::{Applied, MemoryStore};
