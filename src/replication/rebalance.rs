@@ -30,23 +30,49 @@ pub struct KeyPlan {
     pub drop_local: bool,
 }
 
-/// The plan for a key with token `token` held by `me`, moving from `settled` to `current`.
+/// The plan for a key with token `token` held by `me`, moving from `settled` to
+/// `current`. Exactly one holder streams the key to each member that is new in its
+/// preference list: a live member that drops out of the list (it must hand off
+/// before dropping anyway), or else the first member of the old list that stays.
+/// A copy held by a member in neither list is pushed to the whole new list.
 pub fn plan_key(me: &str, token: Token, settled: &Ring, current: &Ring, n: usize) -> KeyPlan {
     let new = current.preference_list(token, n);
-    if !new.contains(&me) {
-        return KeyPlan {
-            push_to: new.into_iter().map(str::to_string).collect(),
-            drop_local: true,
-        };
-    }
     let old = settled.preference_list(token, n);
-    KeyPlan {
-        push_to: new
-            .into_iter()
-            .filter(|m| *m != me && !old.contains(m))
-            .map(str::to_string)
-            .collect(),
-        drop_local: false,
+    let in_new = new.contains(&me);
+    let in_old = old.contains(&me);
+    let fresh = || -> Vec<String> {
+        new.iter()
+            .filter(|m| !old.contains(m))
+            .map(|m| m.to_string())
+            .collect()
+    };
+    let alive = |m: &&str| current.members().iter().any(|c| c == m);
+    let leavers: Vec<&str> = old
+        .iter()
+        .copied()
+        .filter(alive)
+        .filter(|m| !new.contains(m))
+        .collect();
+    match (in_old, in_new) {
+        (true, false) => KeyPlan {
+            push_to: fresh(),
+            drop_local: true,
+        },
+        (false, false) => KeyPlan {
+            push_to: new.iter().map(|m| m.to_string()).collect(),
+            drop_local: true,
+        },
+        (true, true) => {
+            let pusher = leavers.is_empty() && old.iter().find(|m| new.contains(m)) == Some(&me);
+            KeyPlan {
+                push_to: if pusher { fresh() } else { Vec::new() },
+                drop_local: false,
+            }
+        }
+        (false, true) => KeyPlan {
+            push_to: Vec::new(),
+            drop_local: false,
+        },
     }
 }
 
@@ -173,49 +199,93 @@ mod tests {
         Ring::new(epoch, members.iter().map(|m| m.to_string()), 16)
     }
 
+    /// For every key: who pushes it where, over all holders of the old list.
+    fn pushes(old: &Ring, new: &Ring, key: &str) -> Vec<(String, String)> {
+        let t = token(key.as_bytes());
+        let mut out = Vec::new();
+        for me in old.preference_list(t, 3) {
+            if !new.members().iter().any(|m| m == me) {
+                continue; // dead: not running
+            }
+            for to in plan_key(me, t, old, new, 3).push_to {
+                out.push((me.to_string(), to));
+            }
+        }
+        out
+    }
+
     #[test]
-    fn a_key_is_pushed_only_to_members_new_in_its_list() {
-        let old = ring(1, &["a", "b", "c", "d"]);
-        let new = ring(2, &["a", "b", "c", "d", "e"]);
-        for i in 0..2_000 {
-            let t = token(format!("key-{i}").as_bytes());
-            let (o, n) = (old.preference_list(t, 3), new.preference_list(t, 3));
-            for me in o.iter().filter(|m| n.contains(m)) {
-                let plan = plan_key(me, t, &old, &new, 3);
-                assert!(!plan.drop_local);
-                let expect: Vec<String> = n
+    fn every_member_new_in_a_list_receives_the_key_exactly_once() {
+        let five = ring(1, &["a", "b", "c", "d", "e"]);
+        let cases = [
+            (ring(0, &["a", "b", "c", "d"]), five.clone()), // join
+            (five.clone(), ring(2, &["a", "b", "c", "e"])), // death or leave
+            (five.clone(), ring(2, &["a", "c", "e"])),      // two deaths
+            (
+                ring(0, &["a", "b", "c"]),
+                ring(2, &["a", "b", "c", "d", "e"]),
+            ), // two joins
+        ];
+        for (ci, (old, new)) in cases.iter().enumerate() {
+            for i in 0..2_000 {
+                let key = format!("key-{i}");
+                let t = token(key.as_bytes());
+                let (o, n) = (old.preference_list(t, 3), new.preference_list(t, 3));
+                let mut got: Vec<String> = pushes(old, new, &key)
+                    .into_iter()
+                    .map(|(_, to)| to)
+                    .collect();
+                got.sort();
+                let mut want: Vec<String> = n
                     .iter()
                     .filter(|m| !o.contains(m))
                     .map(|m| m.to_string())
                     .collect();
-                assert_eq!(plan.push_to, expect, "key-{i} at {me}");
+                want.sort();
+                let live = |m: &&str| new.members().iter().any(|x| x == m);
+                let leavers = o.iter().filter(live).filter(|m| !n.contains(m)).count();
+                if !o.iter().any(live) {
+                    continue; // every old holder is gone: nothing can be pushed
+                }
+                if leavers > 1 {
+                    // Each live leaver hands off before dropping: duplicates, never gaps.
+                    got.dedup();
+                }
+                assert_eq!(got, want, "case {ci}, {key}: old {o:?} new {n:?}");
             }
         }
     }
 
     #[test]
-    fn a_member_that_leaves_a_list_pushes_to_the_whole_new_list_and_drops() {
+    fn a_member_that_leaves_a_list_hands_off_to_the_newcomers_and_drops() {
         let old = ring(1, &["a", "b", "c", "d"]);
         let new = ring(2, &["a", "b", "c", "d", "e"]);
         let mut dropped = 0;
         for i in 0..2_000 {
             let t = token(format!("key-{i}").as_bytes());
-            let n = new.preference_list(t, 3);
-            for me in old
-                .preference_list(t, 3)
-                .into_iter()
-                .filter(|m| !n.contains(m))
-            {
+            let (o, n) = (old.preference_list(t, 3), new.preference_list(t, 3));
+            for me in o.iter().filter(|m| !n.contains(m)) {
                 let plan = plan_key(me, t, &old, &new, 3);
                 assert!(plan.drop_local);
-                assert_eq!(
-                    plan.push_to,
-                    n.iter().map(|m| m.to_string()).collect::<Vec<_>>()
-                );
+                assert_eq!(plan.push_to, vec!["e".to_string()]);
                 dropped += 1;
             }
         }
         assert!(dropped > 0);
+    }
+
+    #[test]
+    fn a_stray_copy_goes_to_the_whole_list_and_is_dropped() {
+        let r = ring(1, &["a", "b", "c", "d", "e"]);
+        let t = token(b"k");
+        let list = r.preference_list(t, 3);
+        let stray = ["a", "b", "c", "d", "e"]
+            .into_iter()
+            .find(|m| !list.contains(m))
+            .expect("a member outside");
+        let plan = plan_key(stray, t, &r, &r, 3);
+        assert!(plan.drop_local);
+        assert_eq!(plan.push_to.len(), 3);
     }
 
     #[test]

@@ -469,6 +469,7 @@ impl Actor for StabilizerActor {
             if act.transition.as_mut().is_some_and(|t| t.on_tick(now)) {
                 log::warn!("ring transition not reported complete by every member in time; settling anyway");
                 act.publish();
+                act.start_walk(ctx);
             }
             let pending = act.transition.as_ref().is_some_and(|t| t.previous().is_some());
             if pending && !act.walking {
@@ -540,7 +541,7 @@ impl Handler<WalkDone> for StabilizerActor {
 impl Handler<PeerSynced> for StabilizerActor {
     type Result = ();
 
-    fn handle(&mut self, msg: PeerSynced, _: &mut Context<Self>) {
+    fn handle(&mut self, msg: PeerSynced, ctx: &mut Context<Self>) {
         if self
             .transition
             .as_mut()
@@ -548,6 +549,9 @@ impl Handler<PeerSynced> for StabilizerActor {
         {
             log::info!("ring transition settled: every member handed off its data");
             self.publish();
+            // Writes made during the transition also reached the settled replicas:
+            // walk once more to hand off and drop the copies this node no longer owns.
+            self.start_walk(ctx);
         }
     }
 }

@@ -219,6 +219,14 @@ impl Cluster {
             .map(|(_, s)| s)
     }
 
+    /// Starts one more node, joining through node 0.
+    pub fn add_node(&mut self) -> usize {
+        let i = self.procs.len();
+        let child = self.spawn(i);
+        self.procs.push(Some(child));
+        i
+    }
+
     /// Indices of running nodes.
     pub fn running(&self) -> Vec<usize> {
         (0..self.procs.len())

@@ -4,6 +4,8 @@
 //! tests may run in parallel. Processes are killed by PID when a test ends.
 
 mod cluster;
+mod copies;
+mod stabilize;
 
 use cluster::{http, Cluster};
 use rand::{rngs::StdRng, Rng, SeedableRng};
