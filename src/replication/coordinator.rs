@@ -147,10 +147,12 @@ impl Op {
     }
 
     fn unavailable(&self) -> Outcome {
+        // Report the group that cannot make it, else the first one still short.
         let g = self
             .groups
             .iter()
-            .find(|g| g.succeeded < g.group.needed)
+            .find(|g| g.group.replicas.len().saturating_sub(g.failed) < g.group.needed)
+            .or_else(|| self.groups.iter().find(|g| g.succeeded < g.group.needed))
             .or(self.groups.first());
         match g {
             Some(g) => Outcome::Unavailable {

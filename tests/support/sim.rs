@@ -246,6 +246,8 @@ pub struct Sim {
     pub notices: Vec<Notice>,
     /// Network counters.
     pub net: NetStats,
+    /// Nodes whose every datagram (sent and handled) is printed, for debugging.
+    pub trace: BTreeSet<usize>,
     now: u64,
     seq: u64,
     queue: BinaryHeap<Reverse<Queued>>,
@@ -276,6 +278,7 @@ impl Sim {
             nodes: Vec::with_capacity(n),
             notices: Vec::new(),
             net: NetStats::default(),
+            trace: BTreeSet::new(),
             now: 0,
             seq: 0,
             queue: BinaryHeap::new(),
@@ -493,6 +496,9 @@ impl Sim {
                         )
                     });
                     self.net.delivered += 1;
+                    if self.trace.contains(&to) || self.trace.contains(&from) {
+                        println!("{now} {from} -> {to} handled: {d:?}");
+                    }
                     self.nodes[to].swim.on_datagram(now, d, &mut out);
                 }
             }
@@ -531,6 +537,11 @@ impl Sim {
                         self.config.max_datagram_bytes
                     );
                     self.net.max_wire_bytes = self.net.max_wire_bytes.max(wire);
+                    if self.trace.contains(&i)
+                        || self.index.get(&to).is_some_and(|j| self.trace.contains(j))
+                    {
+                        println!("{now} {i} -> {to} sent: {datagram:?}");
+                    }
                     let sent = &mut self.nodes[i].sent;
                     sent.datagrams += 1;
                     sent.bytes += wire as u64;
@@ -593,7 +604,9 @@ impl Sim {
             return Some(o.me());
         }
         let name = &self.nodes[target].name;
-        o.members().find(|m| &m.update.name == name).map(|m| &m.update)
+        o.members()
+            .find(|m| &m.update.name == name)
+            .map(|m| &m.update)
     }
 
     /// The state node `observer` holds node `target` in.
@@ -611,8 +624,16 @@ impl Sim {
     }
 
     /// How many of `targets` node `observer` holds in `state`.
-    pub fn count_in_state(&self, observer: usize, targets: &BTreeSet<usize>, state: State) -> usize {
-        let names: BTreeSet<&str> = targets.iter().map(|&t| self.nodes[t].name.as_str()).collect();
+    pub fn count_in_state(
+        &self,
+        observer: usize,
+        targets: &BTreeSet<usize>,
+        state: State,
+    ) -> usize {
+        let names: BTreeSet<&str> = targets
+            .iter()
+            .map(|&t| self.nodes[t].name.as_str())
+            .collect();
         let mut n = self.nodes[observer]
             .swim
             .members()
@@ -626,7 +647,9 @@ impl Sim {
 
     /// Indices of the nodes that are up.
     pub fn up_nodes(&self) -> Vec<usize> {
-        (0..self.nodes.len()).filter(|&i| self.nodes[i].up).collect()
+        (0..self.nodes.len())
+            .filter(|&i| self.nodes[i].up)
+            .collect()
     }
 
     /// True when every up node holds every up node alive and nothing else alive.
