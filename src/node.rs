@@ -136,8 +136,7 @@ async fn start(config: Config) -> Result<(), StartError> {
     let name = config.node_name();
     let http_addr = format!("{}:{}", config.bind_host, config.http_port);
     let peer_addr = format!("{}:{}", config.bind_host, config.peer_port);
-    let udp = tokio::net::UdpSocket::bind(&http_addr)
-        .await
+    let udp = std::net::UdpSocket::bind(&http_addr)
         .map_err(|e| bind_error("SWIM (UDP)", &http_addr, e))?;
     let peer_listener = tokio::net::TcpListener::bind(&peer_addr)
         .await
@@ -196,16 +195,23 @@ async fn start(config: Config) -> Result<(), StartError> {
         payload_budget,
         StdRng::seed_from_u64(generation ^ crate::replication::actor::node_tiebreak(&name)),
     );
-    let membership = MembershipActor::new(
-        swim,
-        Arc::new(udp),
-        cluster,
-        config.introducers.clone(),
-        vec![ring.clone().recipient()],
-        udp_counters,
-        metrics.clone(),
-    )
-    .start();
+    // SWIM runs on an arbiter (thread) of its own, so that client and replica
+    // traffic on the main arbiter never delays an ack past the probe timeout.
+    let swim_arbiter = Arbiter::new();
+    let introducers = config.introducers.clone();
+    let subscribers = vec![ring.clone().recipient()];
+    let swim_metrics = metrics.clone();
+    let membership = MembershipActor::start_in_arbiter(&swim_arbiter.handle(), move |_| {
+        MembershipActor::new(
+            swim,
+            udp,
+            cluster,
+            introducers,
+            subscribers,
+            udp_counters,
+            swim_metrics,
+        )
+    });
     actix::spawn(rpc::serve(
         peer_listener,
         cluster,

@@ -74,7 +74,7 @@ impl Node {
         introducers: Vec<String>,
         leave: Option<Recipient<GracefulLeave>>,
     ) -> Node {
-        let udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         let name = udp.local_addr().unwrap().to_string();
         eprintln!("node {name}, SWIM seed {SEED:#x}");
         let peer_addr = format!("127.0.0.1:{}", config.peer_port);
@@ -132,7 +132,7 @@ impl Node {
         );
         let membership = MembershipActor::new(
             swim,
-            Arc::new(udp),
+            udp,
             cluster,
             introducers.clone(),
             vec![ring.clone().recipient()],

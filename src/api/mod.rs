@@ -9,6 +9,7 @@
 pub mod dashboard;
 pub mod error;
 pub mod handlers;
+pub mod openapi;
 
 use crate::config::{Limits, ReplicationConfig};
 use crate::membership::actor::GetMembers;
@@ -88,62 +89,55 @@ pub async fn record_metrics(
     Ok(res)
 }
 
-/// Registers every route.
-pub fn configure(cfg: &mut web::ServiceConfig) {
+/// Every route, in registration order: the path pattern and the methods it
+/// serves, as the `Allow` header of its 405 lists them. [`configure`] registers
+/// exactly these (tests compare them with `assets/openapi.json`).
+pub const ROUTES: &[(&str, &str)] = &[
+    ("/d/{key:.*}", "GET, POST, PUT, DELETE"),
+    ("/health", "GET"),
+    ("/ready", "GET"),
+    ("/metrics", "GET"),
+    ("/cluster/members", "GET"),
+    ("/cluster/ring", "GET"),
+    ("/cluster/locate/{key:.*}", "GET"),
+    ("/cluster/local", "GET"),
+    ("/cluster/leave", "POST"),
+    ("/", "GET"),
+    ("/openapi.json", "GET"),
+];
+
+/// The handler of `method` on the route `path` of [`ROUTES`].
+fn route(path: &str, method: &str) -> actix_web::Route {
     use handlers::*;
-    let not_allowed = |allow: &'static str| web::to(move || method_not_allowed(allow));
-    cfg.service(
-        web::resource("/d/{key:.*}")
-            .route(web::get().to(get))
-            .route(web::post().to(put))
-            .route(web::put().to(put))
-            .route(web::delete().to(delete))
-            .default_service(not_allowed("GET, POST, PUT, DELETE")),
-    )
-    .service(
-        web::resource("/health")
-            .route(web::get().to(health))
-            .default_service(not_allowed("GET")),
-    )
-    .service(
-        web::resource("/ready")
-            .route(web::get().to(ready))
-            .default_service(not_allowed("GET")),
-    )
-    .service(
-        web::resource("/metrics")
-            .route(web::get().to(metrics))
-            .default_service(not_allowed("GET")),
-    )
-    .service(
-        web::resource("/cluster/members")
-            .route(web::get().to(members))
-            .default_service(not_allowed("GET")),
-    )
-    .service(
-        web::resource("/cluster/ring")
-            .route(web::get().to(ring))
-            .default_service(not_allowed("GET")),
-    )
-    .service(
-        web::resource("/cluster/locate/{key:.*}")
-            .route(web::get().to(locate))
-            .default_service(not_allowed("GET")),
-    )
-    .service(
-        web::resource("/cluster/local")
-            .route(web::get().to(local))
-            .default_service(not_allowed("GET")),
-    )
-    .service(
-        web::resource("/cluster/leave")
-            .route(web::post().to(leave))
-            .default_service(not_allowed("POST")),
-    )
-    .service(
-        web::resource("/")
-            .route(web::get().to(dashboard::index))
-            .default_service(not_allowed("GET")),
-    )
-    .default_service(web::to(no_route));
+    match (path, method) {
+        ("/d/{key:.*}", "GET") => web::get().to(get),
+        ("/d/{key:.*}", "POST") => web::post().to(put),
+        ("/d/{key:.*}", "PUT") => web::put().to(put),
+        ("/d/{key:.*}", "DELETE") => web::delete().to(delete),
+        ("/health", "GET") => web::get().to(health),
+        ("/ready", "GET") => web::get().to(ready),
+        ("/metrics", "GET") => web::get().to(metrics),
+        ("/cluster/members", "GET") => web::get().to(members),
+        ("/cluster/ring", "GET") => web::get().to(ring),
+        ("/cluster/locate/{key:.*}", "GET") => web::get().to(locate),
+        ("/cluster/local", "GET") => web::get().to(local),
+        ("/cluster/leave", "POST") => web::post().to(leave),
+        ("/", "GET") => web::get().to(dashboard::index),
+        ("/openapi.json", "GET") => web::get().to(openapi::document),
+        _ => unreachable!("ROUTES lists {method} {path} but no handler serves it"),
+    }
+}
+
+/// Registers every route of [`ROUTES`]; any other method on one of them is a 405.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    for &(path, allow) in ROUTES {
+        let resource = allow
+            .split(", ")
+            .fold(web::resource(path), |r, method| {
+                r.route(route(path, method))
+            })
+            .default_service(web::to(move || handlers::method_not_allowed(allow)));
+        cfg.service(resource);
+    }
+    cfg.default_service(web::to(handlers::no_route));
 }

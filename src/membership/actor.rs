@@ -81,7 +81,8 @@ pub struct Leave;
 /// Owns the UDP socket and the SWIM core.
 pub struct MembershipActor {
     swim: Swim,
-    socket: Arc<UdpSocket>,
+    std_socket: Option<std::net::UdpSocket>,
+    socket: Option<Arc<UdpSocket>>,
     cluster: u64,
     started: Instant,
     started_unix_ms: u64,
@@ -103,10 +104,12 @@ fn peer_addr(update: &Update) -> String {
 }
 
 impl MembershipActor {
-    /// A shell around `swim` that talks over `socket`.
+    /// A shell around `swim` that talks over `socket`. The socket is registered with
+    /// the runtime of the arbiter the actor starts on, so the actor may run on an
+    /// arbiter of its own (away from request traffic).
     pub fn new(
         swim: Swim,
-        socket: Arc<UdpSocket>,
+        socket: std::net::UdpSocket,
         cluster: u64,
         introducers: Vec<String>,
         subscribers: Vec<Recipient<MembershipChanged>>,
@@ -118,7 +121,8 @@ impl MembershipActor {
             .map_or(0, |d| d.as_millis() as u64);
         MembershipActor {
             swim,
-            socket,
+            std_socket: Some(socket),
+            socket: None,
             cluster,
             started: Instant::now(),
             started_unix_ms,
@@ -165,15 +169,15 @@ impl MembershipActor {
         let effects = std::mem::take(&mut self.out);
         for effect in effects {
             match effect {
-                Effect::Send { to, datagram } => match self.resolve(&to) {
-                    Some(addr) => udp::send(
-                        &self.socket,
+                Effect::Send { to, datagram } => match (self.resolve(&to), &self.socket) {
+                    (Some(addr), Some(socket)) => udp::send(
+                        socket,
                         self.cluster,
                         addr,
                         &datagram.encode(),
                         &self.counters,
                     ),
-                    None => {
+                    _ => {
                         log::debug!("cannot resolve {to}");
                         self.counters
                             .send_dropped
@@ -250,8 +254,22 @@ impl Actor for MembershipActor {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.set_mailbox_capacity(4096);
+        let socket = self
+            .std_socket
+            .take()
+            .map(|s| s.set_nonblocking(true).and_then(|_| UdpSocket::from_std(s)));
+        let socket = match socket {
+            Some(Ok(s)) => Arc::new(s),
+            Some(Err(e)) => {
+                log::error!("cannot use the SWIM socket: {e}");
+                System::current().stop();
+                return;
+            }
+            None => return,
+        };
+        self.socket = Some(socket.clone());
         let recv = udp::receive_loop(
-            self.socket.clone(),
+            socket,
             self.cluster,
             ctx.address().recipient(),
             self.counters.clone(),

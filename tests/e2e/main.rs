@@ -5,6 +5,7 @@
 
 mod cluster;
 mod copies;
+mod garbage;
 mod stabilize;
 
 use cluster::{http, Cluster};

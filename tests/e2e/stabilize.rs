@@ -153,7 +153,7 @@ fn a_graceful_leave_never_leaves_a_key_below_n_minus_one_copies() {
 
 #[test]
 fn a_paused_replica_converges_after_resuming_and_deleted_keys_stay_deleted() {
-    let mut c = Cluster::start(20700, 5, &["--anti-entropy-interval-ms", "1000"]);
+    let c = Cluster::start(20700, 5, &["--anti-entropy-interval-ms", "1000"]);
     assert!(c.wait_for(10 * SECOND, || (0..5).all(|i| c.count(i, "alive") == 5)));
     let keys = keys(1_000);
     write_all(&c, &keys, |k| format!("v1-{k}"));
