@@ -221,7 +221,10 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok", "node": state.node}))
 }
 
-/// `GET /ready`: joined, and the ring can hold a quorum.
+/// `GET /ready`: joined, and the alive members can answer a quorum of the replica
+/// sets this node coordinates. Replica sets hold the first N live members, so they
+/// and their quorums shrink with the cluster as the coordinator's do (a first node
+/// alone is ready); suspects are on the ring but may not answer.
 pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse> {
     let view = state
         .members
@@ -229,9 +232,16 @@ pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse> {
         .await
         .map_err(|_| ApiError::ShuttingDown)?;
     let live = view.members.iter().filter(|m| m.state.is_live()).count();
+    let alive = view
+        .members
+        .iter()
+        .filter(|m| m.state == crate::membership::member::State::Alive)
+        .count();
     let joined = state.introducers == 0 || live > 1;
-    let quorum = state.replication.r.max(state.replication.w);
-    let ready = joined && live >= quorum.min(state.replication.n);
+    let replicas = state.replication.n.min(live);
+    let configured = state.replication.r.max(state.replication.w);
+    let quorum = crate::replication::quorum::needed(Consistency::Quorum, configured, replicas);
+    let ready = joined && alive >= quorum;
     let body = json!({"ready": ready, "joined": joined, "live_members": live});
     Ok(if ready {
         HttpResponse::Ok().json(body)

@@ -62,11 +62,10 @@ pub async fn record_metrics(
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
     let started = Instant::now();
     let method = req.method().as_str().to_string();
-    let metrics = req
-        .app_data::<web::Data<AppState>>()
-        .map(|s| s.metrics.clone());
+    let state = req.app_data::<web::Data<AppState>>().cloned();
     let res = next.call(req).await?;
-    if let Some(metrics) = metrics {
+    if let Some(state) = state {
+        let metrics = &state.metrics;
         let route = res
             .request()
             .match_pattern()

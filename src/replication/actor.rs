@@ -20,7 +20,7 @@ use crate::transport::rpc::RpcClient;
 use actix::prelude::*;
 use bytes::Bytes;
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::oneshot;
 
 /// A client read.
@@ -68,6 +68,7 @@ pub struct ReplicationActor {
     config: ReplicationConfig,
     coordinator: Coordinator,
     placement: Option<Placement>,
+    deadlines: VecDeque<(Instant, OpId)>,
     hints: BTreeMap<String, VecDeque<(String, Record)>>,
     hint_count: usize,
     max_hints: usize,
@@ -106,6 +107,7 @@ impl ReplicationActor {
             config,
             coordinator: Coordinator::new(),
             placement: None,
+            deadlines: VecDeque::new(),
             hints: BTreeMap::new(),
             hint_count: 0,
             max_hints,
@@ -150,24 +152,28 @@ impl ReplicationActor {
         groups
     }
 
-    fn register(
-        &mut self,
-        op: OpId,
-        kind: &'static str,
-        ctx: &mut Context<Self>,
-    ) -> oneshot::Receiver<Outcome> {
+    fn register(&mut self, op: OpId, kind: &'static str) -> oneshot::Receiver<Outcome> {
         let (tx, rx) = oneshot::channel();
         self.pending.insert(op, (tx, kind));
-        ctx.run_later(
-            Duration::from_millis(self.config.request_timeout_ms),
-            move |act, ctx| {
-                let mut out = std::mem::take(&mut act.out);
-                act.coordinator.on_timeout(op, &mut out);
-                act.out = out;
-                act.run_effects(ctx);
-            },
-        );
+        // One deadline queue swept by one timer: a timer per request would make the
+        // actor's context poll every pending timer on every wake-up.
+        let timeout = Duration::from_millis(self.config.request_timeout_ms);
+        self.deadlines.push_back((Instant::now() + timeout, op));
         rx
+    }
+
+    fn expire(&mut self, ctx: &mut Context<Self>) {
+        let now = Instant::now();
+        let mut out = std::mem::take(&mut self.out);
+        while let Some(&(deadline, op)) = self.deadlines.front() {
+            if deadline > now {
+                break;
+            }
+            self.deadlines.pop_front();
+            self.coordinator.on_timeout(op, &mut out);
+        }
+        self.out = out;
+        self.run_effects(ctx);
     }
 
     fn send_replica(
@@ -307,6 +313,7 @@ impl Actor for ReplicationActor {
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.set_mailbox_capacity(65_536);
         ctx.run_interval(Duration::from_secs(1), |act, ctx| act.deliver_hints(ctx));
+        ctx.run_interval(Duration::from_millis(20), |act, ctx| act.expire(ctx));
     }
 }
 
@@ -343,7 +350,7 @@ impl Handler<ClientGet> for ReplicationActor {
         let mut out = std::mem::take(&mut self.out);
         let op = self.coordinator.read(&msg.key, &groups, &mut out);
         self.out = out;
-        let rx = self.register(op, "read", ctx);
+        let rx = self.register(op, "read");
         self.run_effects(ctx);
         Self::respond(rx)
     }
@@ -362,7 +369,7 @@ impl Handler<ClientPut> for ReplicationActor {
         let mut out = std::mem::take(&mut self.out);
         let op = self.coordinator.write(&msg.key, record, &groups, &mut out);
         self.out = out;
-        let rx = self.register(op, "write", ctx);
+        let rx = self.register(op, "write");
         self.run_effects(ctx);
         Self::respond(rx)
     }

@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
-use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec};
+use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec, LengthDelimitedCodecError};
 
 /// Calls in flight to one peer before new calls are refused at once.
 pub const MAX_PENDING_PER_PEER: usize = 65_536;
@@ -47,7 +47,8 @@ impl std::fmt::Display for RpcError {
 /// Counters of frames refused by this node's RPC endpoints.
 #[derive(Debug, Default)]
 pub struct RpcCounters {
-    /// Frames dropped because their envelope was refused (any reason).
+    /// Frames dropped because their envelope was refused (any reason) or their
+    /// length prefix was over the frame limit.
     pub refused_frames: AtomicU64,
     /// Frames from another cluster.
     pub foreign_cluster: AtomicU64,
@@ -62,6 +63,17 @@ fn codec(max_frame: usize) -> LengthDelimitedCodec {
     LengthDelimitedCodec::builder()
         .max_frame_length(max_frame)
         .new_codec()
+}
+
+/// Counts a read error that is the codec refusing a frame over the limit (not an
+/// I/O error or a stream cut mid-frame).
+fn count_codec_error(counters: &RpcCounters, err: &std::io::Error) {
+    if err
+        .get_ref()
+        .is_some_and(|inner| inner.is::<LengthDelimitedCodecError>())
+    {
+        counters.refused_frames.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 fn count_refusal(counters: &RpcCounters, err: wire::WireError) {
@@ -129,7 +141,10 @@ async fn serve_connection(
     let result = loop {
         let frame = match reader.next().await {
             None => break Ok(()),
-            Some(Err(e)) => break Err(e.to_string()),
+            Some(Err(e)) => {
+                count_codec_error(&counters, &e);
+                break Err(e.to_string());
+            }
             Some(Ok(frame)) => frame,
         };
         match wire::decode(cluster, frame.freeze()) {
@@ -271,7 +286,10 @@ async fn run_peer(
             frame = reader.next() => {
                 match frame {
                     None => break "closed by peer".to_string(),
-                    Some(Err(e)) => break e.to_string(),
+                    Some(Err(e)) => {
+                        count_codec_error(&counters, &e);
+                        break e.to_string();
+                    }
                     Some(Ok(frame)) => match wire::decode(cluster, frame.freeze()) {
                         Ok(env) if env.kind == Kind::Response => {
                             if let Some(reply) = pending.remove(&env.id) {
@@ -386,6 +404,26 @@ mod tests {
         assert!(client.call(&addr, Bytes::from_static(b"x")).await.is_err());
         assert_eq!(counters.foreign_cluster.load(Ordering::Relaxed), 1);
         assert_eq!(counters.served.load(Ordering::Relaxed), 0);
+    }
+
+    #[tokio::test]
+    async fn a_length_prefix_over_the_limit_closes_the_connection_and_is_counted() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        // Found by the e2e garbage test: only envelope refusals were counted.
+        let (addr, counters) = server(7).await;
+        let mut s = TcpStream::connect(&addr).await.expect("connect");
+        s.write_all(&u32::MAX.to_be_bytes()).await.expect("write");
+        s.write_all(b"garbage").await.expect("write");
+        let mut rest = Vec::new();
+        let _ = s.read_to_end(&mut rest).await;
+        assert!(rest.is_empty(), "no answer to a refused frame");
+        assert_eq!(counters.refused_frames.load(Ordering::Relaxed), 1);
+        // A stream cut inside a frame is not a refused frame.
+        let mut s = TcpStream::connect(&addr).await.expect("connect");
+        s.write_all(&[0, 0, 0, 9, b'S']).await.expect("write");
+        s.shutdown().await.expect("shutdown");
+        let _ = s.read_to_end(&mut rest).await;
+        assert_eq!(counters.refused_frames.load(Ordering::Relaxed), 1);
     }
 
     #[tokio::test]
