@@ -307,7 +307,10 @@ pub async fn locate(req: HttpRequest, state: web::Data<AppState>) -> Result<Http
 /// `GET /cluster/local?after=<key>&limit=<n>`: the keys held locally, paged.
 pub async fn local(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse> {
     let after = match query_param(&req, "after") {
-        Some(a) if !a.is_empty() => Some(decode_key(a, state.limits.max_key_bytes)?),
+        Some(a) if !a.is_empty() => Some(decode_key(
+            &a.replace('+', "%20"),
+            state.limits.max_key_bytes,
+        )?), // form encoding: + is a space
         _ => None,
     };
     let limit = match query_param(&req, "limit") {

@@ -511,7 +511,12 @@ fn garbage_on_every_port_is_refused_counted_and_changes_nothing() {
     // No cut, lying or oversized body became a write.
     for k in ["junk-trunc", "junk-cl", "junk-chunk"] {
         let a = http(port, "GET", &format!("/d/{k}"), b"", 5 * SECOND);
-        assert_eq!(a.status, 404, "{k} was written from a broken request: {}", a.text());
+        assert_eq!(
+            a.status,
+            404,
+            "{k} was written from a broken request: {}",
+            a.text()
+        );
     }
     // Nobody noticed.
     assert!(
