@@ -59,6 +59,9 @@ pub struct Cli {
     /// How long a coordinator waits for replicas, in ms.
     #[arg(long, env = "SWIMKV_REQUEST_TIMEOUT_MS", default_value_t = 2000)]
     pub request_timeout_ms: u64,
+    /// A read asks R replicas first and the rest after this long without all answers, in ms.
+    #[arg(long, env = "SWIMKV_SPECULATIVE_RETRY_MS", default_value_t = 100)]
+    pub speculative_retry_ms: u64,
     /// How long tombstones are kept before collection, in ms.
     #[arg(long, env = "SWIMKV_TOMBSTONE_GRACE_MS", default_value_t = 86_400_000)]
     pub tombstone_grace_ms: u64,
@@ -174,6 +177,7 @@ impl Cli {
         r.allow_weak_quorum = self.allow_weak_quorum;
         r.request_timeout_ms = self.request_timeout_ms;
         r.tombstone_grace_ms = self.tombstone_grace_ms;
+        r.speculative_retry_ms = self.speculative_retry_ms;
         let s = &mut c.swim;
         s.protocol_period_ms = self.protocol_period_ms;
         s.probe_timeout_ms = self.probe_timeout_ms;

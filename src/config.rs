@@ -70,6 +70,9 @@ pub struct ReplicationConfig {
     pub request_timeout_ms: u64,
     /// How long tombstones are kept before they may be collected, in milliseconds.
     pub tombstone_grace_ms: u64,
+    /// A read asks R replicas first and the others when they have not all
+    /// answered after this long, in milliseconds (speculative retry).
+    pub speculative_retry_ms: u64,
 }
 
 impl Default for ReplicationConfig {
@@ -81,6 +84,7 @@ impl Default for ReplicationConfig {
             allow_weak_quorum: false,
             request_timeout_ms: 2000,
             tombstone_grace_ms: 86_400_000,
+            speculative_retry_ms: 100,
         }
     }
 }

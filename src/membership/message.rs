@@ -35,7 +35,8 @@ pub enum Body {
     },
     /// A new member asks to join; the receiver answers with its full state.
     Join,
-    /// A part of the sender's full member list (push-pull).
+    /// Updates sent outright: a part of the sender's full member list (join answer,
+    /// push-pull), or urgent news (a leave, a refutation, a suspicion told to its suspect).
     Sync {
         /// The receiver should send its own full state back.
         reply: bool,

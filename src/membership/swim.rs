@@ -4,8 +4,13 @@
 //! probe that gets no ack within the probe timeout is retried indirectly through k
 //! helpers (ping-req), who answer with a nack when the target stays silent. A probe
 //! still unanswered when the next period starts makes the target suspect; a suspect
-//! is declared dead when its suspicion timeout — long at first, shorter with every
-//! independent confirmation — expires without a refutation. Membership news rides on
+//! is declared dead when its suspicion timeout — long at first, shorter with an
+//! independent confirmation — expires without a refutation. Gossip does not say who
+//! accused a member, and the members relaying a suspicion are not independent
+//! witnesses, so the only confirmation a node counts is its own failed probe of the
+//! suspect.
+//! With Lifeguard the accuser tells the suspect at once, and a node that refutes
+//! sends its refutation straight to several members. Membership news rides on
 //! every datagram (see `gossip.rs`); joins and a slow periodic push-pull exchange
 //! full state in datagram-sized chunks; dead members and introducers are contacted
 //! now and then so that healed partitions merge.
@@ -289,6 +294,9 @@ impl Swim {
             after_ms: self.config.reconnect_interval_ms,
             timer: Timer::Reconnect,
         });
+        // Announce itself (a new generation supersedes an old one): its own pings and
+        // acks spread the news along with the introducer's.
+        self.gossip.enqueue(self.me.clone(), true);
         if !self.introducers.is_empty() {
             self.send_join(out);
             out.push(Effect::Schedule {
@@ -482,16 +490,29 @@ impl Swim {
         let Some(m) = self.members.get(&probe.target) else {
             return;
         };
-        if m.state() != State::Alive {
-            return;
-        }
-        let suspect = Update {
+        let me = self.me.name.clone();
+        let accusation = Update {
             state: State::Suspect,
             ..m.update.clone()
         };
-        self.stats.suspicions += 1;
-        let me = self.me.name.clone();
-        self.apply(suspect, &me, out);
+        match m.state() {
+            State::Alive => {
+                self.stats.suspicions += 1;
+                self.apply(accusation.clone(), &me, out);
+                // Buddy system: tell the suspect at once, so that it can refute
+                // before the suspicion has spread and gathered confirmations.
+                if self.config.lifeguard {
+                    let body = Body::Sync {
+                        reply: false,
+                        members: vec![accusation],
+                    };
+                    self.send_raw(out, probe.target, body, false);
+                }
+            }
+            // Already suspect: this failed probe is an independent confirmation.
+            State::Suspect => self.confirm(&accusation, out),
+            State::Dead | State::Left => {}
+        }
     }
 
     fn probe_timeout(&mut self, seq: u64, out: &mut Vec<Effect>) {
@@ -603,8 +624,10 @@ impl Swim {
                     },
                 );
                 self.send(out, target, Body::Ping { seq: self.seq });
+                // Not scaled by this helper's own health: the nack must reach the
+                // origin before its period ends, or the origin blames itself.
                 out.push(Effect::Schedule {
-                    after_ms: self.config.probe_timeout_ms * self.multiplier() * 4 / 5,
+                    after_ms: self.config.probe_timeout_ms * 4 / 5,
                     timer: Timer::RelayTimeout { seq: self.seq },
                 });
             }
@@ -714,7 +737,7 @@ impl Swim {
     /// Applies one update heard from `from` (a member name, or this node).
     fn apply(&mut self, u: Update, from: &str, out: &mut Vec<Effect>) {
         if u.name == self.me.name {
-            self.apply_about_me(u);
+            self.apply_about_me(u, out);
             return;
         }
         let Some(current) = self.members.get(&u.name) else {
@@ -724,9 +747,6 @@ impl Swim {
             return;
         };
         if !u.overrides(&current.update) {
-            if u.state == State::Suspect && current.update == u {
-                self.confirm(&u.name, from, out);
-            }
             return;
         }
         let old = current.update.clone();
@@ -768,7 +788,7 @@ impl Swim {
         out.push(Effect::Notify(event));
     }
 
-    fn apply_about_me(&mut self, u: Update) {
+    fn apply_about_me(&mut self, u: Update, out: &mut Vec<Effect>) {
         if self.leaving || u.generation != self.me.generation {
             return;
         }
@@ -777,6 +797,19 @@ impl Swim {
             self.stats.refutations += 1;
             self.adjust_health(1);
             self.gossip.enqueue(self.me.clone(), true);
+            // Also tell several members at once, as `leave` does: waiting for the next
+            // probe or ack could take periods (more with a raised local health), and
+            // each member that hears it late may declare this node dead meanwhile.
+            let mut live = self.live_names();
+            live.shuffle(&mut self.rng);
+            let fanout = retransmit_limit(self.config.retransmit_mult, self.live_count());
+            for to in live.into_iter().take(fanout as usize) {
+                let body = Body::Sync {
+                    reply: false,
+                    members: vec![self.me.clone()],
+                };
+                self.send_raw(out, to, body, false);
+            }
         }
     }
 
@@ -817,13 +850,16 @@ impl Swim {
         (min, min * self.config.suspicion_max_mult, expected)
     }
 
+    /// Starts tracking a suspicion at its longest timeout. Whoever told us is not a
+    /// confirmation (it may only relay the news); if this node is the accuser, it
+    /// cannot confirm its own accusation later.
     fn start_suspicion(&mut self, u: &Update, from: &str, out: &mut Vec<Effect>) {
         let (min, max, expected) = self.suspicion_bounds();
         let mut confirmations = BTreeSet::new();
-        if from != self.me.name {
+        if from == self.me.name {
             confirmations.insert(from.to_string());
         }
-        let timeout = suspicion::timeout_ms(min, max, confirmations.len(), expected);
+        let timeout = suspicion::timeout_ms(min, max, 0, expected);
         self.suspicions.insert(
             u.name.clone(),
             Suspicion {
@@ -844,16 +880,23 @@ impl Swim {
         });
     }
 
-    fn confirm(&mut self, name: &str, from: &str, out: &mut Vec<Effect>) {
-        if from == self.me.name || !self.config.lifeguard {
+    /// This node's own probe of `u`, a member already suspect at the same generation
+    /// and incarnation, failed too: an independent confirmation (Lifeguard) that
+    /// shortens the suspicion.
+    fn confirm(&mut self, u: &Update, out: &mut Vec<Effect>) {
+        if !self.config.lifeguard {
             return;
         }
+        let accuser = self.me.name.clone();
         let (min, max, expected) = self.suspicion_bounds();
         let now = self.now;
-        let Some(s) = self.suspicions.get_mut(name) else {
+        let Some(s) = self.suspicions.get_mut(&u.name) else {
             return;
         };
-        if !s.confirmations.insert(from.to_string()) {
+        if s.generation != u.generation
+            || s.incarnation != u.incarnation
+            || !s.confirmations.insert(accuser)
+        {
             return;
         }
         let deadline =
@@ -863,7 +906,7 @@ impl Swim {
             out.push(Effect::Schedule {
                 after_ms: deadline.saturating_sub(now),
                 timer: Timer::Suspicion {
-                    name: name.to_string(),
+                    name: u.name.clone(),
                     generation: s.generation,
                     incarnation: s.incarnation,
                 },

@@ -69,6 +69,7 @@ pub struct ReplicationActor {
     coordinator: Coordinator,
     placement: Option<Placement>,
     deadlines: VecDeque<(Instant, OpId)>,
+    speculate: VecDeque<(Instant, OpId)>,
     hints: BTreeMap<String, VecDeque<(String, Record)>>,
     hint_count: usize,
     max_hints: usize,
@@ -108,6 +109,7 @@ impl ReplicationActor {
             coordinator: Coordinator::new(),
             placement: None,
             deadlines: VecDeque::new(),
+            speculate: VecDeque::new(),
             hints: BTreeMap::new(),
             hint_count: 0,
             max_hints,
@@ -126,13 +128,17 @@ impl ReplicationActor {
             return Vec::new();
         };
         let n = self.config.n;
-        let current: Vec<String> = p
+        let mut current: Vec<String> = p
             .current
             .ring
             .locate(key.as_bytes(), n)
             .into_iter()
             .map(str::to_string)
             .collect();
+        // This node first: a read asks the first R replicas before the others.
+        if let Some(i) = current.iter().position(|m| *m == self.me) {
+            current[..=i].rotate_right(1);
+        }
         let mut groups = vec![Group::new(
             current.clone(),
             needed(level, configured, current.len()),
@@ -171,6 +177,13 @@ impl ReplicationActor {
             }
             self.deadlines.pop_front();
             self.coordinator.on_timeout(op, &mut out);
+        }
+        while let Some(&(at, op)) = self.speculate.front() {
+            if at > now {
+                break;
+            }
+            self.speculate.pop_front();
+            self.coordinator.on_slow(op, &mut out);
         }
         self.out = out;
         self.run_effects(ctx);
@@ -351,6 +364,8 @@ impl Handler<ClientGet> for ReplicationActor {
         let op = self.coordinator.read(&msg.key, &groups, &mut out);
         self.out = out;
         let rx = self.register(op, "read");
+        let delay = Duration::from_millis(self.config.speculative_retry_ms);
+        self.speculate.push_back((Instant::now() + delay, op));
         self.run_effects(ctx);
         Self::respond(rx)
     }

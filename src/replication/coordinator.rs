@@ -121,6 +121,9 @@ struct Op {
     targets: usize,
     answered: Vec<String>,
     replied: bool,
+    /// Replicas not asked yet (reads ask only as many as they need at first).
+    spares: Vec<String>,
+    request: Option<ReplicaRequest>,
 }
 
 impl Op {
@@ -198,6 +201,8 @@ fn op_state(kind: Kind, groups: &[Group]) -> (Op, Vec<String>) {
         targets: targets.len(),
         answered: Vec::with_capacity(targets.len()),
         replied: false,
+        spares: Vec::new(),
+        request: None,
     };
     (op, targets)
 }
@@ -226,6 +231,11 @@ impl Coordinator {
     }
 
     /// Starts a read of `key`, answered once every group reached its quorum.
+    ///
+    /// With a single group, only its first `needed` replicas are asked at first
+    /// (the shell lists this node first); the others are spares, asked when a
+    /// replica fails or when the shell calls [`Coordinator::on_slow`] (speculative
+    /// retry). During a transition every replica of both groups is asked.
     pub fn read(&mut self, key: &str, groups: &[Group], out: &mut Vec<Effect>) -> OpId {
         let op = self.allocate();
         let kind = Kind::Read {
@@ -233,17 +243,30 @@ impl Coordinator {
             answers: Vec::new(),
             newest: None,
         };
-        let (state, targets) = op_state(kind, groups);
-        self.start(
-            op,
-            state,
-            &targets,
-            ReplicaRequest::Read {
-                key: key.to_string(),
-            },
-            out,
-        );
+        let (mut state, mut targets) = op_state(kind, groups);
+        let request = ReplicaRequest::Read {
+            key: key.to_string(),
+        };
+        if let [only] = groups {
+            let first = only.needed.min(targets.len());
+            state.spares = targets.split_off(first);
+            state.targets = targets.len();
+            state.request = Some(request.clone());
+        }
+        self.start(op, state, &targets, request, out);
         op
+    }
+
+    /// The shell's speculative-retry delay passed: ask the spare replicas of a read
+    /// that has not been answered yet.
+    pub fn on_slow(&mut self, op: OpId, out: &mut Vec<Effect>) {
+        if let Some(state) = self.ops.get_mut(&op) {
+            if !state.replied {
+                while let Some(to) = state.spares.pop() {
+                    ask_spare(state, op, to, out);
+                }
+            }
+        }
     }
 
     /// Starts a write of `record`, answered once every group reached its quorum.
@@ -369,6 +392,10 @@ impl Coordinator {
                 }),
             }
         }
+        if !ok && !state.replied && !state.spares.is_empty() {
+            let to = state.spares.remove(0);
+            ask_spare(state, op, to, out);
+        }
         if !state.replied && state.impossible() {
             // Too many failures: the quorum can no longer be reached, fail fast.
             state.replied = true;
@@ -392,6 +419,17 @@ impl Coordinator {
                 });
             }
         }
+    }
+}
+
+fn ask_spare(state: &mut Op, op: OpId, to: String, out: &mut Vec<Effect>) {
+    if let Some(request) = &state.request {
+        state.targets += 1;
+        out.push(Effect::Send {
+            op,
+            to,
+            request: request.clone(),
+        });
     }
 }
 
@@ -517,11 +555,54 @@ mod tests {
         );
     }
 
+    fn sends(out: &[Effect]) -> Vec<&str> {
+        out.iter()
+            .filter_map(|e| match e {
+                Effect::Send { to, .. } => Some(to.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_read_asks_only_r_replicas_and_a_failure_brings_in_a_spare() {
+        let mut c = Coordinator::new();
+        let mut out = Vec::new();
+        let op = c.read("k", &[Group::new(names(3), 2)], &mut out);
+        assert_eq!(sends(&out), ["n0", "n1"]);
+        out.clear();
+        c.on_response(op, "n1", ReplicaResponse::Error("down".into()), &mut out);
+        assert_eq!(sends(&out), ["n2"]);
+        assert!(
+            replies(&out).is_empty(),
+            "the spare can still make the quorum"
+        );
+        c.on_response(op, "n0", ReplicaResponse::Read(Some(rec(1, "v"))), &mut out);
+        c.on_response(op, "n2", ReplicaResponse::Read(Some(rec(1, "v"))), &mut out);
+        assert_eq!(replies(&out), [&Outcome::Read(Some(rec(1, "v")))]);
+        assert_eq!(c.in_flight(), 0);
+    }
+
+    #[test]
+    fn a_slow_read_asks_its_spares() {
+        let mut c = Coordinator::new();
+        let mut out = Vec::new();
+        let op = c.read("k", &[Group::new(names(3), 2)], &mut out);
+        c.on_response(op, "n0", ReplicaResponse::Read(None), &mut out);
+        out.clear();
+        c.on_slow(op, &mut out);
+        assert_eq!(sends(&out), ["n2"]);
+        c.on_response(op, "n2", ReplicaResponse::Read(Some(rec(4, "v"))), &mut out);
+        assert_eq!(replies(&out), [&Outcome::Read(Some(rec(4, "v")))]);
+        assert_eq!(repairs(&out), ["n0"]);
+    }
+
     #[test]
     fn a_read_answers_the_newest_version_and_repairs_stale_and_missing_replicas() {
         let mut c = Coordinator::new();
         let mut out = Vec::new();
         let op = c.read("k", &[Group::new(names(3), 2)], &mut out);
+        c.on_slow(op, &mut out); // ask every replica
         out.clear();
         c.on_response(
             op,
@@ -551,6 +632,7 @@ mod tests {
         let mut c = Coordinator::new();
         let mut out = Vec::new();
         let op = c.read("k", &[Group::new(names(3), 1)], &mut out);
+        c.on_slow(op, &mut out);
         c.on_response(op, "n0", ReplicaResponse::Read(None), &mut out);
         out.clear();
         c.on_response(op, "n1", ReplicaResponse::Read(Some(rec(3, "v"))), &mut out);

@@ -17,7 +17,8 @@
 //!   through its introducers;
 //! - **slow**: for a window, every datagram delivered to the node and every timer
 //!   of the node is handled `extra_ms` late — an overloaded process whose event
-//!   loop is `extra_ms` behind.
+//!   loop is `extra_ms` behind. Events stay in order: when the window ends, the
+//!   backlog drains before anything newer is handled.
 //!
 //! The same seed gives the same run, bit for bit. Every assertion made here names
 //! the seed; tests should do the same.
@@ -91,6 +92,8 @@ pub struct Traffic {
     pub bytes: u64,
     /// Datagrams sent, by [`Kind::index`].
     pub by_kind: [u64; 6],
+    /// Bytes sent, envelope included, by [`Kind::index`].
+    pub bytes_by_kind: [u64; 6],
 }
 
 impl Traffic {
@@ -98,21 +101,25 @@ impl Traffic {
     pub fn add(&mut self, other: &Traffic) {
         self.datagrams += other.datagrams;
         self.bytes += other.bytes;
-        for (a, b) in self.by_kind.iter_mut().zip(other.by_kind.iter()) {
-            *a += b;
+        for k in 0..6 {
+            self.by_kind[k] += other.by_kind[k];
+            self.bytes_by_kind[k] += other.bytes_by_kind[k];
         }
     }
 
     /// `self - earlier`, field by field.
     pub fn since(&self, earlier: &Traffic) -> Traffic {
         let mut by_kind = [0; 6];
-        for (k, slot) in by_kind.iter_mut().enumerate() {
-            *slot = self.by_kind[k] - earlier.by_kind[k];
+        let mut bytes_by_kind = [0; 6];
+        for k in 0..6 {
+            by_kind[k] = self.by_kind[k] - earlier.by_kind[k];
+            bytes_by_kind[k] = self.bytes_by_kind[k] - earlier.bytes_by_kind[k];
         }
         Traffic {
             datagrams: self.datagrams - earlier.datagrams,
             bytes: self.bytes - earlier.bytes,
             by_kind,
+            bytes_by_kind,
         }
     }
 }
@@ -151,6 +158,8 @@ pub struct SimNode {
     pub sent: Traffic,
     epoch: u64,
     slow: Option<Slow>,
+    /// When the last postponed event of this node is handled (keeps FIFO order).
+    backlog_until: u64,
 }
 
 impl SimNode {
@@ -302,6 +311,7 @@ impl Sim {
                 sent: Traffic::default(),
                 epoch: 0,
                 slow: None,
+                backlog_until: 0,
             });
         }
         sim
@@ -377,6 +387,7 @@ impl Sim {
         node.up = false;
         node.epoch += 1;
         node.slow = None;
+        node.backlog_until = 0;
     }
 
     /// Restarts node `i` now as a new process with a higher generation; it joins
@@ -390,6 +401,7 @@ impl Sim {
         node.generation = generation;
         node.epoch += 1;
         node.slow = None;
+        node.backlog_until = 0;
         let introducers = node.introducers.clone();
         self.start_at(i, self.now, introducers);
         generation
@@ -475,8 +487,12 @@ impl Sim {
     fn handle(&mut self, q: Queued) {
         let i = q.action.node();
         if !q.postponed {
-            if let Some(extra) = self.nodes[i].slow_extra(self.now) {
-                self.push(self.now + extra, true, q.action);
+            let node = &mut self.nodes[i];
+            let extra = node.slow_extra(self.now).unwrap_or(0);
+            let at = (self.now + extra).max(node.backlog_until);
+            if at > self.now {
+                node.backlog_until = at;
+                self.push(at, true, q.action);
                 return;
             }
         }
@@ -546,6 +562,7 @@ impl Sim {
                     sent.datagrams += 1;
                     sent.bytes += wire as u64;
                     sent.by_kind[kind.index()] += 1;
+                    sent.bytes_by_kind[kind.index()] += wire as u64;
                     let Some(&j) = self.index.get(&to) else {
                         self.net.to_unknown += 1;
                         continue;
