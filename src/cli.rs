@@ -84,7 +84,7 @@ pub struct Cli {
     #[arg(long, env = "SWIMKV_SUSPICION_MULT", default_value_t = 2)]
     pub suspicion_mult: u64,
     /// Lifeguard: max suspicion timeout as a multiple of the minimum.
-    #[arg(long, env = "SWIMKV_SUSPICION_MAX_MULT", default_value_t = 4)]
+    #[arg(long, env = "SWIMKV_SUSPICION_MAX_MULT", default_value_t = 6)]
     pub suspicion_max_mult: u64,
     /// Gossip retransmit multiplier lambda: each update is sent lambda * log(n) times.
     #[arg(long, env = "SWIMKV_RETRANSMIT_MULT", default_value_t = 4)]
@@ -92,6 +92,12 @@ pub struct Cli {
     /// Largest SWIM datagram, in bytes.
     #[arg(long, env = "SWIMKV_MAX_DATAGRAM_BYTES", default_value_t = 1400)]
     pub max_datagram_bytes: usize,
+    /// Gossip tick: waiting membership news goes to a few members this often, in ms.
+    #[arg(long, env = "SWIMKV_GOSSIP_INTERVAL_MS", default_value_t = 200)]
+    pub gossip_interval_ms: u64,
+    /// Members each gossip tick sends to.
+    #[arg(long, env = "SWIMKV_GOSSIP_FANOUT", default_value_t = 3)]
+    pub gossip_fanout: usize,
     /// Full state exchange (push-pull) interval, in ms.
     #[arg(long, env = "SWIMKV_PUSH_PULL_INTERVAL_MS", default_value_t = 30_000)]
     pub push_pull_interval_ms: u64,
@@ -187,6 +193,8 @@ impl Cli {
         s.retransmit_mult = self.retransmit_mult;
         s.max_datagram_bytes = self.max_datagram_bytes;
         s.push_pull_interval_ms = self.push_pull_interval_ms;
+        s.gossip_interval_ms = self.gossip_interval_ms;
+        s.gossip_fanout = self.gossip_fanout;
         s.reconnect_interval_ms = self.reconnect_interval_ms;
         s.lifeguard = !self.no_lifeguard;
         s.max_local_health = self.max_local_health;

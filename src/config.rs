@@ -24,6 +24,10 @@ pub struct SwimConfig {
     pub retransmit_mult: u32,
     /// Largest datagram we send, in bytes (gossip is cut to fit).
     pub max_datagram_bytes: usize,
+    /// Interval of the gossip tick that sends waiting news to a few members, in milliseconds.
+    pub gossip_interval_ms: u64,
+    /// Members each gossip tick sends to.
+    pub gossip_fanout: usize,
     /// Interval of the periodic full state exchange (push-pull), in milliseconds.
     pub push_pull_interval_ms: u64,
     /// How often a node tries to re-join through dead members and introducers, in milliseconds.
@@ -43,9 +47,11 @@ impl Default for SwimConfig {
             probe_timeout_ms: 400,
             indirect_probes: 3,
             suspicion_mult: 2,
-            suspicion_max_mult: 4,
+            suspicion_max_mult: 6,
             retransmit_mult: 4,
             max_datagram_bytes: 1400,
+            gossip_interval_ms: 200,
+            gossip_fanout: 3,
             push_pull_interval_ms: 30_000,
             reconnect_interval_ms: 10_000,
             lifeguard: true,
@@ -237,6 +243,9 @@ impl Config {
         let s = &self.swim;
         if s.protocol_period_ms == 0 || s.probe_timeout_ms == 0 {
             return bad("protocol period and probe timeout must be positive".into());
+        }
+        if s.gossip_interval_ms == 0 {
+            return bad("gossip interval must be positive".into());
         }
         if s.probe_timeout_ms >= s.protocol_period_ms {
             return bad(format!(

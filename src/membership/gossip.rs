@@ -120,6 +120,7 @@ mod tests {
             incarnation: 1,
             state,
             peer_port: 1,
+            accuser: None,
         }
     }
 

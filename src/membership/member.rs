@@ -7,6 +7,9 @@
 //! left`, which is exactly SWIM's rule (section 4.2): alive overrides suspect only
 //! with a higher incarnation, suspect overrides alive at the same incarnation,
 //! dead overrides both, and a graceful `left` beats everything of its incarnation.
+//! A suspicion also names its accuser (the member whose probe failed), so that
+//! Lifeguard counts independent accusers rather than the members relaying the
+//! news; the accuser takes no part in the precedence.
 //! Invariant: applying updates in any order converges to the greatest one. Pure.
 
 use serde::{Deserialize, Serialize};
@@ -62,6 +65,8 @@ pub struct Update {
     pub state: State,
     /// The member's peer RPC port.
     pub peer_port: u16,
+    /// Who suspects the member (suspect updates only; `None` otherwise).
+    pub accuser: Option<String>,
 }
 
 impl Update {
@@ -108,6 +113,7 @@ mod tests {
             incarnation,
             state,
             peer_port: 1,
+            accuser: None,
         }
     }
 

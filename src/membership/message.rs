@@ -43,6 +43,8 @@ pub enum Body {
         /// Members.
         members: Vec<Update>,
     },
+    /// Nothing but piggybacked gossip (the gossip tick, while news is waiting).
+    Gossip,
 }
 
 /// One datagram.
@@ -71,7 +73,7 @@ impl Datagram {
     /// Decodes a datagram; refuses trailing bytes.
     pub fn decode(bytes: &[u8]) -> Result<Datagram, DecodeError> {
         match postcard::take_from_bytes::<Datagram>(bytes) {
-            Ok((d, rest)) if rest.is_empty() => Ok(d),
+            Ok((d, [])) => Ok(d),
             _ => Err(DecodeError),
         }
     }
@@ -102,6 +104,7 @@ mod tests {
                 incarnation: 2,
                 state: State::Suspect,
                 peer_port: 18082,
+                accuser: Some("127.0.0.1:8083".into()),
             }],
         }
     }

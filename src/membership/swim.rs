@@ -4,11 +4,9 @@
 //! probe that gets no ack within the probe timeout is retried indirectly through k
 //! helpers (ping-req), who answer with a nack when the target stays silent. A probe
 //! still unanswered when the next period starts makes the target suspect; a suspect
-//! is declared dead when its suspicion timeout — long at first, shorter with an
-//! independent confirmation — expires without a refutation. Gossip does not say who
-//! accused a member, and the members relaying a suspicion are not independent
-//! witnesses, so the only confirmation a node counts is its own failed probe of the
-//! suspect.
+//! is declared dead when its suspicion timeout — long at first, shorter with every
+//! independent confirmation (another member whose own probe of the suspect failed;
+//! members merely relaying the news do not count) — expires without a refutation.
 //! With Lifeguard the accuser tells the suspect at once, and a node that refutes
 //! sends its refutation straight to several members. Membership news rides on
 //! every datagram (see `gossip.rs`); joins and a slow periodic push-pull exchange
@@ -59,6 +57,8 @@ pub enum Timer {
     },
     /// Exchange full state with a random member.
     PushPull,
+    /// Send waiting gossip to a few random members.
+    Gossip,
     /// Re-join through introducers when alone; contact a dead member; forget old ones.
     Reconnect,
     /// Retry a join that got no answer.
@@ -143,6 +143,8 @@ struct Probe {
     acked: bool,
     expected_nacks: u32,
     nacks: u32,
+    /// Helpers that nacked: each failed to reach the target too.
+    nackers: Vec<String>,
 }
 
 #[derive(Debug)]
@@ -203,6 +205,7 @@ impl Swim {
                 incarnation: 0,
                 state: State::Alive,
                 peer_port,
+                accuser: None,
             },
             config,
             payload_budget,
@@ -286,9 +289,18 @@ impl Swim {
             after_ms: first,
             timer: Timer::Protocol { round: 0 },
         });
+        // A first push-pull a few periods after the start fills what the join
+        // answer missed (a lost chunk); later ones follow at the slow interval,
+        // jittered so that the cluster's exchanges do not all fire together.
+        let period = self.config.protocol_period_ms.max(1);
+        let first_sync = 3 * period + self.rng.gen_range(0..period);
         out.push(Effect::Schedule {
-            after_ms: self.config.push_pull_interval_ms,
+            after_ms: first_sync.min(self.config.push_pull_interval_ms),
             timer: Timer::PushPull,
+        });
+        out.push(Effect::Schedule {
+            after_ms: self.config.gossip_interval_ms,
+            timer: Timer::Gossip,
         });
         out.push(Effect::Schedule {
             after_ms: self.config.reconnect_interval_ms,
@@ -324,16 +336,23 @@ impl Swim {
         self.leaving = true;
         self.me.incarnation += 1;
         self.me.state = State::Left;
-        let mut live: Vec<String> = self.live_names();
+        self.broadcast(self.me.clone(), out);
+    }
+
+    /// Sends `update` at once to lambda * log(n) random live members (at least 3),
+    /// for news that must not wait for the next probe: a leave, a refutation, a
+    /// death. Gossip then carries it further.
+    fn broadcast(&mut self, update: Update, out: &mut Vec<Effect>) {
+        let mut live = self.live_names();
         live.shuffle(&mut self.rng);
         let fanout =
             (retransmit_limit(self.config.retransmit_mult, self.live_count()) as usize).max(3);
         for to in live.into_iter().take(fanout) {
             let body = Body::Sync {
                 reply: false,
-                members: vec![self.me.clone()],
+                members: vec![update.clone()],
             };
-            self.send(out, to, body);
+            self.send_raw(out, to, body, false);
         }
     }
 
@@ -370,14 +389,33 @@ impl Swim {
                 generation,
                 incarnation,
             } => self.suspicion_timer(&name, generation, incarnation, out),
+            Timer::Gossip => {
+                // Spread waiting news faster than one probe per period carries it
+                // (memberlist's gossip interval); nothing is sent when none waits, so
+                // the steady-state message rate stays one probe per period. Without
+                // Lifeguard the node runs plain SWIM: piggybacked dissemination only.
+                if self.config.lifeguard && !self.gossip.is_empty() && !self.leaving {
+                    let mut live = self.live_names();
+                    live.shuffle(&mut self.rng);
+                    for to in live.into_iter().take(self.config.gossip_fanout) {
+                        self.send(out, to, Body::Gossip);
+                    }
+                }
+                out.push(Effect::Schedule {
+                    after_ms: self.config.gossip_interval_ms,
+                    timer: Timer::Gossip,
+                });
+            }
             Timer::PushPull => {
                 let live = self.live_names();
                 if let Some(to) = live.choose(&mut self.rng).cloned() {
                     self.send_state(out, to, true);
                 }
                 let chunks = self.state_chunks().len().max(1) as u64;
+                let interval = self.config.push_pull_interval_ms.saturating_mul(chunks);
+                let jitter = self.rng.gen_range(0..=interval / 4);
                 out.push(Effect::Schedule {
-                    after_ms: self.config.push_pull_interval_ms.saturating_mul(chunks),
+                    after_ms: interval - interval / 8 + jitter,
                     timer: Timer::PushPull,
                 });
             }
@@ -453,6 +491,7 @@ impl Swim {
             acked: false,
             expected_nacks: 0,
             nacks: 0,
+            nackers: Vec::new(),
         });
         self.send(out, target, Body::Ping { seq: self.seq });
         out.push(Effect::Schedule {
@@ -493,12 +532,22 @@ impl Swim {
         let me = self.me.name.clone();
         let accusation = Update {
             state: State::Suspect,
+            accuser: Some(me.clone()),
             ..m.update.clone()
         };
         match m.state() {
             State::Alive => {
                 self.stats.suspicions += 1;
                 self.apply(accusation.clone(), &me, out);
+                // Each helper that nacked failed to reach the target on its own: an
+                // independent confirmation, so the suspicion starts shorter.
+                for helper in probe.nackers {
+                    let confirmation = Update {
+                        accuser: Some(helper),
+                        ..accusation.clone()
+                    };
+                    self.confirm(confirmation, out);
+                }
                 // Buddy system: tell the suspect at once, so that it can refute
                 // before the suspicion has spread and gathered confirmations.
                 if self.config.lifeguard {
@@ -510,7 +559,7 @@ impl Swim {
                 }
             }
             // Already suspect: this failed probe is an independent confirmation.
-            State::Suspect => self.confirm(&accusation, out),
+            State::Suspect => self.confirm(accusation, out),
             State::Dead | State::Left => {}
         }
     }
@@ -575,11 +624,14 @@ impl Swim {
         }
         let dead = Update {
             state: State::Dead,
+            accuser: None,
             ..m.update.clone()
         };
         self.stats.deaths += 1;
         let me = self.me.name.clone();
-        self.apply(dead, &me, out);
+        self.apply(dead.clone(), &me, out);
+        // Every survivor should learn it now, not when its own timer runs out.
+        self.broadcast(dead, out);
     }
 
     /// A datagram arrived at `now`.
@@ -608,8 +660,9 @@ impl Swim {
             }
             Body::Nack { seq } => {
                 if let Some(p) = self.probe.as_mut() {
-                    if p.seq == seq {
+                    if p.seq == seq && !p.nackers.contains(&d.from) {
                         p.nacks += 1;
+                        p.nackers.push(d.from.clone());
                         self.stats.nacks += 1;
                     }
                 }
@@ -632,6 +685,7 @@ impl Swim {
                 });
             }
             Body::Join => self.send_state(out, d.from, false),
+            Body::Gossip => {}
             Body::Sync { reply, members } => {
                 for u in members {
                     self.apply(u, &d.from, out);
@@ -735,18 +789,26 @@ impl Swim {
     }
 
     /// Applies one update heard from `from` (a member name, or this node).
-    fn apply(&mut self, u: Update, from: &str, out: &mut Vec<Effect>) {
+    fn apply(&mut self, mut u: Update, from: &str, out: &mut Vec<Effect>) {
+        if u.state != State::Suspect {
+            u.accuser = None;
+        } else if u.accuser.is_none() {
+            u.accuser = Some(from.to_string());
+        }
         if u.name == self.me.name {
             self.apply_about_me(u, out);
             return;
         }
         let Some(current) = self.members.get(&u.name) else {
             if u.state.is_live() {
-                self.insert_new(u, from, out);
+                self.insert_new(u, out);
             }
             return;
         };
         if !u.overrides(&current.update) {
+            if u.state == State::Suspect && u.precedence() == current.update.precedence() {
+                self.confirm(u, out);
+            }
             return;
         }
         let old = current.update.clone();
@@ -765,7 +827,7 @@ impl Swim {
                 .get(&u.name)
                 .is_some_and(|s| s.generation == u.generation && s.incarnation == u.incarnation);
             if !tracked {
-                self.start_suspicion(&u, from, out);
+                self.start_suspicion(&u, out);
             }
         } else {
             self.suspicions.remove(&u.name);
@@ -793,27 +855,23 @@ impl Swim {
             return;
         }
         if u.state != State::Alive && u.incarnation >= self.me.incarnation {
-            self.me.incarnation = u.incarnation + 1;
+            // An incarnation at the very top cannot be refuted; no honest member
+            // sends one (incarnations grow by one per refutation), so it is ignored.
+            let Some(next) = u.incarnation.checked_add(1) else {
+                return;
+            };
+            self.me.incarnation = next;
             self.stats.refutations += 1;
             self.adjust_health(1);
             self.gossip.enqueue(self.me.clone(), true);
-            // Also tell several members at once, as `leave` does: waiting for the next
-            // probe or ack could take periods (more with a raised local health), and
-            // each member that hears it late may declare this node dead meanwhile.
-            let mut live = self.live_names();
-            live.shuffle(&mut self.rng);
-            let fanout = retransmit_limit(self.config.retransmit_mult, self.live_count());
-            for to in live.into_iter().take(fanout as usize) {
-                let body = Body::Sync {
-                    reply: false,
-                    members: vec![self.me.clone()],
-                };
-                self.send_raw(out, to, body, false);
-            }
+            // Also tell several members at once: waiting for the next probe or ack
+            // could take periods (more with a raised local health), and each member
+            // that hears it late may declare this node dead meanwhile.
+            self.broadcast(self.me.clone(), out);
         }
     }
 
-    fn insert_new(&mut self, u: Update, from: &str, out: &mut Vec<Effect>) {
+    fn insert_new(&mut self, u: Update, out: &mut Vec<Effect>) {
         self.members.insert(
             u.name.clone(),
             Member {
@@ -824,7 +882,7 @@ impl Swim {
         self.gossip.enqueue(u.clone(), false);
         self.add_to_probe_order(&u.name);
         if u.state == State::Suspect {
-            self.start_suspicion(&u, from, out);
+            self.start_suspicion(&u, out);
         }
         out.push(Effect::Notify(Event::Joined(u)));
     }
@@ -850,15 +908,11 @@ impl Swim {
         (min, min * self.config.suspicion_max_mult, expected)
     }
 
-    /// Starts tracking a suspicion at its longest timeout. Whoever told us is not a
-    /// confirmation (it may only relay the news); if this node is the accuser, it
-    /// cannot confirm its own accusation later.
-    fn start_suspicion(&mut self, u: &Update, from: &str, out: &mut Vec<Effect>) {
+    /// Starts tracking a suspicion. Its accuser is remembered but is not a
+    /// confirmation: only further, independent accusers shorten the timeout.
+    fn start_suspicion(&mut self, u: &Update, out: &mut Vec<Effect>) {
         let (min, max, expected) = self.suspicion_bounds();
-        let mut confirmations = BTreeSet::new();
-        if from == self.me.name {
-            confirmations.insert(from.to_string());
-        }
+        let confirmations: BTreeSet<String> = u.accuser.iter().cloned().collect();
         let timeout = suspicion::timeout_ms(min, max, 0, expected);
         self.suspicions.insert(
             u.name.clone(),
@@ -880,14 +934,16 @@ impl Swim {
         });
     }
 
-    /// This node's own probe of `u`, a member already suspect at the same generation
-    /// and incarnation, failed too: an independent confirmation (Lifeguard) that
-    /// shortens the suspicion.
-    fn confirm(&mut self, u: &Update, out: &mut Vec<Effect>) {
+    /// `u` accuses a member already suspect at the same generation and incarnation.
+    /// A new accuser is an independent confirmation (Lifeguard): it shortens the
+    /// suspicion and is passed on, so that other members can count it too.
+    fn confirm(&mut self, u: Update, out: &mut Vec<Effect>) {
         if !self.config.lifeguard {
             return;
         }
-        let accuser = self.me.name.clone();
+        let Some(accuser) = u.accuser.clone() else {
+            return;
+        };
         let (min, max, expected) = self.suspicion_bounds();
         let now = self.now;
         let Some(s) = self.suspicions.get_mut(&u.name) else {
@@ -899,8 +955,8 @@ impl Swim {
         {
             return;
         }
-        let deadline =
-            s.started_ms + suspicion::timeout_ms(min, max, s.confirmations.len(), expected);
+        let confirmations = s.confirmations.len() - 1;
+        let deadline = s.started_ms + suspicion::timeout_ms(min, max, confirmations, expected);
         if deadline < s.deadline_ms {
             s.deadline_ms = deadline;
             out.push(Effect::Schedule {
@@ -912,5 +968,6 @@ impl Swim {
                 },
             });
         }
+        self.gossip.enqueue(u, false);
     }
 }

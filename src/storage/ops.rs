@@ -78,6 +78,9 @@ pub enum ReplicaResponse {
     Error(String),
 }
 
+/// Most buckets a digest (and a versions request) uses; more are clamped to this.
+pub const MAX_DIGEST_BUCKETS: u32 = 65_536;
+
 /// True when `t` lies in one of `ranges` (sorted by start, each `(start, end]`;
 /// a range starting at 0 also holds 0, the other half of a split wrapping range).
 pub fn in_ranges(ranges: &[(Token, Token)], t: Token) -> bool {
@@ -124,7 +127,7 @@ pub fn serve(store: &mut MemoryStore, request: ReplicaRequest) -> ReplicaRespons
                 .collect(),
         ),
         ReplicaRequest::Digest { ranges, buckets } => {
-            let buckets = buckets.clamp(1, 65_536);
+            let buckets = buckets.clamp(1, MAX_DIGEST_BUCKETS);
             let mut digest = vec![0u64; buckets as usize];
             for (t, k, r) in keys_in(store, &ranges) {
                 digest[(t % u64::from(buckets)) as usize] ^= item_hash(k, r.version);
@@ -136,10 +139,19 @@ pub fn serve(store: &mut MemoryStore, request: ReplicaRequest) -> ReplicaRespons
             buckets,
             wanted,
         } => {
-            let buckets = u64::from(buckets.max(1));
+            // The digest's clamp, so bucket numbers mean the same in both; a
+            // bitmap, so a long `wanted` list costs its length, not times the keys.
+            let buckets = buckets.clamp(1, MAX_DIGEST_BUCKETS);
+            let mut want = vec![false; buckets as usize];
+            for b in wanted {
+                if let Some(w) = want.get_mut(b as usize) {
+                    *w = true;
+                }
+            }
+            let buckets = u64::from(buckets);
             ReplicaResponse::Versions(
                 keys_in(store, &ranges)
-                    .filter(|(t, _, _)| wanted.contains(&((t % buckets) as u32)))
+                    .filter(|(t, _, _)| want[(t % buckets) as usize])
                     .map(|(_, k, r)| (k.clone(), r.version))
                     .collect(),
             )
@@ -207,6 +219,56 @@ mod tests {
             panic!("versions expected");
         };
         assert!(none.is_empty());
+    }
+
+    #[test]
+    fn versions_bucket_keys_as_the_digest_does_past_the_bucket_clamp() {
+        // Found writing the rpc_frame fuzz target: Digest clamped the bucket count
+        // and Versions did not, so past 65,536 buckets they disagreed on which
+        // bucket a key is in and anti-entropy asked for the wrong keys.
+        let s = &mut store(&[("x", 1), ("y", 2), ("z", 3)]);
+        let ReplicaResponse::Digest(d) = serve(
+            s,
+            ReplicaRequest::Digest {
+                ranges: ALL.to_vec(),
+                buckets: 100_000,
+            },
+        ) else {
+            panic!("digest expected");
+        };
+        let wanted: Vec<u32> = (0..d.len() as u32)
+            .filter(|&i| d[i as usize] != 0)
+            .collect();
+        let ReplicaResponse::Versions(v) = serve(
+            s,
+            ReplicaRequest::Versions {
+                ranges: ALL.to_vec(),
+                buckets: 100_000,
+                wanted,
+            },
+        ) else {
+            panic!("versions expected");
+        };
+        assert_eq!(v.len(), 3, "every key is in a non-empty digest bucket");
+    }
+
+    #[test]
+    fn versions_take_repeated_and_out_of_range_buckets() {
+        let s = &mut store(&[("x", 1), ("y", 2), ("z", 3)]);
+        let mut wanted = vec![u32::MAX, 7, 7, 7];
+        wanted.extend(0..4);
+        wanted.extend(std::iter::repeat_n(3, 100_000));
+        let ReplicaResponse::Versions(v) = serve(
+            s,
+            ReplicaRequest::Versions {
+                ranges: ALL.to_vec(),
+                buckets: 4,
+                wanted,
+            },
+        ) else {
+            panic!("versions expected");
+        };
+        assert_eq!(v.len(), 3);
     }
 
     #[test]

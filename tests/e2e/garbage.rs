@@ -46,6 +46,7 @@ fn valid_payload(rng: &mut StdRng) -> Vec<u8> {
             incarnation: 0,
             state: State::Alive,
             peer_port: 29998,
+            accuser: None,
         }],
     }
     .encode()
@@ -476,7 +477,7 @@ fn garbage_on_every_port_is_refused_counted_and_changes_nothing() {
 
     let port = c.port(0);
     let cluster = wire::cluster_tag("swimkv");
-    let seed = 0x6a7b_a6e;
+    let seed = 0x06a7_ba6e;
     let mut rng = StdRng::seed_from_u64(seed);
     let udp_before = udp_refused(port);
     let rpc_refused_before = counter(port, "swimkv_rpc_refused_frames_total");

@@ -52,17 +52,20 @@ pub enum Kind {
     Join,
     /// Full-state chunk (join answer, push-pull, reconnect, leave).
     Sync,
+    /// Gossip tick (only while news waits).
+    Gossip,
 }
 
 impl Kind {
     /// Every kind, in index order.
-    pub const ALL: [Kind; 6] = [
+    pub const ALL: [Kind; 7] = [
         Kind::Ping,
         Kind::Ack,
         Kind::PingReq,
         Kind::Nack,
         Kind::Join,
         Kind::Sync,
+        Kind::Gossip,
     ];
 
     /// The kind of a message body.
@@ -74,6 +77,7 @@ impl Kind {
             Body::Nack { .. } => Kind::Nack,
             Body::Join => Kind::Join,
             Body::Sync { .. } => Kind::Sync,
+            Body::Gossip => Kind::Gossip,
         }
     }
 
@@ -91,9 +95,9 @@ pub struct Traffic {
     /// Bytes sent, transport envelope included.
     pub bytes: u64,
     /// Datagrams sent, by [`Kind::index`].
-    pub by_kind: [u64; 6],
+    pub by_kind: [u64; 7],
     /// Bytes sent, envelope included, by [`Kind::index`].
-    pub bytes_by_kind: [u64; 6],
+    pub bytes_by_kind: [u64; 7],
 }
 
 impl Traffic {
@@ -101,7 +105,7 @@ impl Traffic {
     pub fn add(&mut self, other: &Traffic) {
         self.datagrams += other.datagrams;
         self.bytes += other.bytes;
-        for k in 0..6 {
+        for k in 0..Kind::ALL.len() {
             self.by_kind[k] += other.by_kind[k];
             self.bytes_by_kind[k] += other.bytes_by_kind[k];
         }
@@ -109,9 +113,9 @@ impl Traffic {
 
     /// `self - earlier`, field by field.
     pub fn since(&self, earlier: &Traffic) -> Traffic {
-        let mut by_kind = [0; 6];
-        let mut bytes_by_kind = [0; 6];
-        for k in 0..6 {
+        let mut by_kind = [0; 7];
+        let mut bytes_by_kind = [0; 7];
+        for k in 0..Kind::ALL.len() {
             by_kind[k] = self.by_kind[k] - earlier.by_kind[k];
             bytes_by_kind[k] = self.bytes_by_kind[k] - earlier.bytes_by_kind[k];
         }
