@@ -6,6 +6,7 @@
 #   bench/compare.sh                 # defaults: 5 s per run, 3 rounds
 #   DURATION=10s ROUNDS=5 bench/compare.sh
 #   SYSTEMS="ceiling n3" bench/compare.sh     # a subset (ceiling n1 n3 n24)
+#   N3_ARGS="--http-workers 2" N24_ARGS=... bench/compare.sh   # extra flags for the n3 / n24 nodes
 #
 # Systems: ceiling (reference, 2 workers), n1 (3 nodes, N=1), n3 (3 nodes, N=3 R=2 W=2),
 # n24 (24 nodes via init.sh, N=3 R=2 W=2). Workloads: GET of preloaded keys, POST of
@@ -57,11 +58,11 @@ for s in $SYSTEMS; do
       TARGETS[n1]=$(targets 9100 3) ;;
     n3)
       RUN_DIRS+=("run/bench-n3")
-      RUN_DIR=run/bench-n3 NODES=3 BASE_PORT=9200 SWIMKV_BIN=target/release/swimkv ./init.sh | head -1
+      RUN_DIR=run/bench-n3 NODES=3 BASE_PORT=9200 SWIMKV_BIN=target/release/swimkv SWIMKV_ARGS="${N3_ARGS:-}" ./init.sh | head -1
       TARGETS[n3]=$(targets 9200 3) ;;
     n24)
       RUN_DIRS+=("run/bench-n24")
-      RUN_DIR=run/bench-n24 NODES=24 BASE_PORT=9300 SWIMKV_BIN=target/release/swimkv ./init.sh | head -1
+      RUN_DIR=run/bench-n24 NODES=24 BASE_PORT=9300 SWIMKV_BIN=target/release/swimkv SWIMKV_ARGS="${N24_ARGS:-}" ./init.sh | head -1
       TARGETS[n24]=$(targets 9300 24) ;;
     *) echo "unknown system $s" >&2; exit 2 ;;
   esac

@@ -69,7 +69,7 @@ pub struct Cli {
     #[arg(long, env = "SWIMKV_VNODES", default_value_t = 64)]
     pub vnodes: u32,
     /// HTTP worker threads.
-    #[arg(long, env = "SWIMKV_HTTP_WORKERS", default_value_t = 2)]
+    #[arg(long, env = "SWIMKV_HTTP_WORKERS", default_value_t = 1)]
     pub http_workers: usize,
     /// SWIM protocol period, in ms.
     #[arg(long, env = "SWIMKV_PROTOCOL_PERIOD_MS", default_value_t = 1000)]

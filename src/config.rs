@@ -192,7 +192,7 @@ impl Config {
             introducers: Vec::new(),
             cluster_id: "swimkv".to_string(),
             vnodes: 64,
-            http_workers: 2,
+            http_workers: 1,
             swim: SwimConfig::default(),
             replication: ReplicationConfig::default(),
             limits: Limits::default(),
