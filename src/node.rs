@@ -132,20 +132,44 @@ pub fn run(config: Config) -> Result<(), StartError> {
         .map_err(|e| StartError(format!("actor system failed: {e}")))
 }
 
-async fn start(config: Config) -> Result<(), StartError> {
-    let name = config.node_name();
-    let http_addr = format!("{}:{}", config.bind_host, config.http_port);
-    let peer_addr = format!("{}:{}", config.bind_host, config.peer_port);
-    let udp = std::net::UdpSocket::bind(&http_addr)
-        .map_err(|e| bind_error("SWIM (UDP)", &http_addr, e))?;
-    let peer_listener = tokio::net::TcpListener::bind(&peer_addr)
-        .await
-        .map_err(|e| bind_error("peer RPC", &peer_addr, e))?;
+/// The actors of one node, started and wired (see [`start_actors`]).
+#[derive(Clone)]
+pub struct Actors {
+    /// The node's member name.
+    pub name: String,
+    /// The cluster tag carried in every envelope.
+    pub cluster: u64,
+    /// Local store.
+    pub storage: Addr<StorageActor>,
+    /// Quorum coordinator.
+    pub replication: Addr<ReplicationActor>,
+    /// Handoff, transitions, anti-entropy.
+    pub stabilizer: Addr<StabilizerActor>,
+    /// The ring.
+    pub ring: Addr<RingActor>,
+    /// SWIM.
+    pub membership: Addr<MembershipActor>,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// Peer RPC counters (shared by the client and the server).
+    pub rpc_counters: Arc<RpcCounters>,
+}
+
+/// Starts storage, replication, stabilizer, ring and membership and wires them,
+/// in the order of the dependency arrows so that every subscriber exists before
+/// its publisher. SWIM runs on `swim_arbiter` when given, else on the current one.
+pub fn start_actors(
+    config: &Config,
+    name: String,
+    generation: u64,
+    seed: u64,
+    udp: std::net::UdpSocket,
+    swim_arbiter: Option<&ArbiterHandle>,
+) -> Actors {
     let cluster = wire::cluster_tag(&config.cluster_id);
     let udp_counters = Arc::new(UdpCounters::default());
     let rpc_counters = Arc::new(RpcCounters::default());
     let metrics = Metrics::new(udp_counters.clone(), rpc_counters.clone());
-
     let storage = StorageActor::new(metrics.clone(), config.replication.tombstone_grace_ms).start();
     let rpc_client = RpcClient::new(cluster, config.limits.max_frame_bytes, rpc_counters.clone());
     let replication = ReplicationActor::new(
@@ -183,35 +207,92 @@ async fn start(config: Config) -> Result<(), StartError> {
         metrics.clone(),
     )
     .start();
-    let generation = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
-    let payload_budget = config.swim.max_datagram_bytes - wire::HEADER_LEN;
     let swim = Swim::new(
         name.clone(),
         generation,
         config.peer_port,
         config.swim.clone(),
-        payload_budget,
-        StdRng::seed_from_u64(generation ^ crate::replication::actor::node_tiebreak(&name)),
+        config.swim.max_datagram_bytes - wire::HEADER_LEN,
+        StdRng::seed_from_u64(seed),
     );
+    let membership = MembershipActor::new(
+        swim,
+        udp,
+        cluster,
+        config.introducers.clone(),
+        vec![ring.clone().recipient()],
+        udp_counters,
+        metrics.clone(),
+    );
+    let membership = match swim_arbiter {
+        Some(arbiter) => MembershipActor::start_in_arbiter(arbiter, move |_| membership),
+        None => membership.start(),
+    };
+    Actors {
+        name,
+        cluster,
+        storage,
+        replication,
+        stabilizer,
+        ring,
+        membership,
+        metrics,
+        rpc_counters,
+    }
+}
+
+impl Actors {
+    /// What the HTTP handlers need; `leave` absent where a leave must not stop the process.
+    pub fn app_state(&self, config: &Config, leave: Option<Recipient<GracefulLeave>>) -> AppState {
+        AppState {
+            node: self.name.clone(),
+            introducers: config.introducers.len(),
+            get: self.replication.clone().recipient(),
+            put: self.replication.clone().recipient(),
+            members: self.membership.clone().recipient(),
+            leave,
+            ring: self.ring.clone().recipient(),
+            local: self.storage.clone().recipient(),
+            limits: config.limits.clone(),
+            replication: config.replication.clone(),
+            metrics: self.metrics.clone(),
+            inflight: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+}
+
+async fn start(config: Config) -> Result<(), StartError> {
+    let name = config.node_name();
+    let http_addr = format!("{}:{}", config.bind_host, config.http_port);
+    let peer_addr = format!("{}:{}", config.bind_host, config.peer_port);
+    let udp = std::net::UdpSocket::bind(&http_addr)
+        .map_err(|e| bind_error("SWIM (UDP)", &http_addr, e))?;
+    let peer_listener = tokio::net::TcpListener::bind(&peer_addr)
+        .await
+        .map_err(|e| bind_error("peer RPC", &peer_addr, e))?;
+    let generation = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
     // SWIM runs on an arbiter (thread) of its own, so that client and replica
     // traffic on the main arbiter never delays an ack past the probe timeout.
     let swim_arbiter = Arbiter::new();
-    let introducers = config.introducers.clone();
-    let subscribers = vec![ring.clone().recipient()];
-    let swim_metrics = metrics.clone();
-    let membership = MembershipActor::start_in_arbiter(&swim_arbiter.handle(), move |_| {
-        MembershipActor::new(
-            swim,
-            udp,
-            cluster,
-            introducers,
-            subscribers,
-            udp_counters,
-            swim_metrics,
-        )
-    });
+    let seed = generation ^ crate::replication::actor::node_tiebreak(&name);
+    let actors = start_actors(
+        &config,
+        name.clone(),
+        generation,
+        seed,
+        udp,
+        Some(&swim_arbiter.handle()),
+    );
+    let Actors {
+        cluster,
+        storage,
+        stabilizer,
+        membership,
+        rpc_counters,
+        ..
+    } = actors.clone();
     actix::spawn(rpc::serve(
         peer_listener,
         cluster,
@@ -221,25 +302,12 @@ async fn start(config: Config) -> Result<(), StartError> {
     ));
     let control = Control {
         stabilizer: stabilizer.recipient(),
-        membership: membership.clone().recipient(),
+        membership: membership.recipient(),
         leaving: false,
     }
     .start();
 
-    let state = web::Data::new(AppState {
-        node: name.clone(),
-        introducers: config.introducers.len(),
-        get: replication.clone().recipient(),
-        put: replication.clone().recipient(),
-        members: membership.clone().recipient(),
-        leave: Some(control.clone().recipient()),
-        ring: ring.clone().recipient(),
-        local: storage.clone().recipient(),
-        limits: config.limits.clone(),
-        replication: config.replication.clone(),
-        metrics,
-        inflight: Arc::new(AtomicUsize::new(0)),
-    });
+    let state = web::Data::new(actors.app_state(&config, Some(control.clone().recipient())));
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())

@@ -18,29 +18,18 @@ use actix_web::{middleware, test, web, App, HttpMessage};
 use bytes::Bytes;
 use futures_util::Stream;
 use openmetrics_parser::{MetricNumber, OpenMetricsValue};
-use rand::rngs::StdRng;
-use rand::SeedableRng;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::AtomicUsize;
-use std::sync::Arc;
 use std::task::Poll;
-use std::time::Duration;
 use swimkv::api::{self, AppState};
 use swimkv::config::Config;
-use swimkv::membership::actor::{GetMembers, LiveMember, MembershipActor};
-use swimkv::membership::swim::Swim;
-use swimkv::metrics::Metrics;
-use swimkv::node::GracefulLeave;
+use swimkv::membership::actor::{GetMembers, LiveMember};
+use swimkv::node::{start_actors, GracefulLeave};
 use swimkv::replication::actor::ReplicationActor;
-use swimkv::replication::stabilizer::{PeerSynced, Placement, StabilizerActor, StorageLinks};
-use swimkv::ring::actor::{GetRing, RingActor, RingSnapshot};
-use swimkv::storage::actor::StorageActor;
-use swimkv::transport::rpc::{RpcClient, RpcCounters};
-use swimkv::transport::udp::UdpCounters;
-use swimkv::transport::wire;
+use swimkv::replication::stabilizer::{PeerSynced, Placement};
+use swimkv::ring::actor::{GetRing, RingSnapshot};
 
 /// The seed of every SWIM core in these tests (printed by `Node::start`).
 const SEED: u64 = 0x005e_eda1;
@@ -78,92 +67,22 @@ impl Node {
         let name = udp.local_addr().unwrap().to_string();
         eprintln!("node {name}, SWIM seed {SEED:#x}");
         let peer_addr = format!("127.0.0.1:{}", config.peer_port);
-        let cluster = wire::cluster_tag(&config.cluster_id);
-        let udp_counters = Arc::new(UdpCounters::default());
-        let rpc_counters = Arc::new(RpcCounters::default());
-        let metrics = Metrics::new(udp_counters.clone(), rpc_counters.clone());
-
-        let storage =
-            StorageActor::new(metrics.clone(), config.replication.tombstone_grace_ms).start();
+        let mut config = config;
+        config.introducers = introducers;
         // Peer RPC points nowhere: a single node only ever asks its own storage.
-        let rpc = RpcClient::new(cluster, config.limits.max_frame_bytes, rpc_counters);
-        let replication = ReplicationActor::new(
-            name.clone(),
-            config.replication.clone(),
-            storage.clone().recipient(),
-            rpc.clone(),
-            metrics.clone(),
-            config.stabilize.max_hints,
-        )
-        .start();
-        let stabilizer = StabilizerActor::new(
-            name.clone(),
-            config.replication.n,
-            config.stabilize.clone(),
-            StorageLinks {
-                op: storage.clone().recipient(),
-                page: storage.clone().recipient(),
-                drop: storage.clone().recipient(),
-            },
-            rpc,
-            replication.clone().recipient(),
-            metrics.clone(),
-            Duration::from_millis(config.replication.request_timeout_ms),
-        )
-        .start();
-        let me = LiveMember {
-            name: name.clone(),
-            peer_addr: peer_addr.clone(),
-        };
-        let ring = RingActor::new(
-            me,
-            config.vnodes,
-            vec![stabilizer.clone().recipient()],
-            metrics.clone(),
-        )
-        .start();
-        let swim = Swim::new(
-            name.clone(),
-            1,
-            config.peer_port,
-            config.swim.clone(),
-            config.swim.max_datagram_bytes - wire::HEADER_LEN,
-            StdRng::seed_from_u64(SEED),
-        );
-        let membership = MembershipActor::new(
-            swim,
-            udp,
-            cluster,
-            introducers.clone(),
-            vec![ring.clone().recipient()],
-            udp_counters,
-            metrics.clone(),
-        )
-        .start();
-        membership.send(GetMembers).await.unwrap();
-        ring.send(GetRing).await.unwrap();
-        stabilizer
+        let actors = start_actors(&config, name.clone(), 1, SEED, udp, None);
+        actors.membership.send(GetMembers).await.unwrap();
+        actors.ring.send(GetRing).await.unwrap();
+        actors
+            .stabilizer
             .send(PeerSynced {
                 from: String::new(),
                 fingerprint: 0,
             })
             .await
             .unwrap();
-
-        let state = web::Data::new(AppState {
-            node: name.clone(),
-            introducers: introducers.len(),
-            get: replication.clone().recipient(),
-            put: replication.clone().recipient(),
-            members: membership.recipient(),
-            leave,
-            ring: ring.recipient(),
-            local: storage.recipient(),
-            limits: config.limits.clone(),
-            replication: config.replication.clone(),
-            metrics,
-            inflight: Arc::new(AtomicUsize::new(0)),
-        });
+        let state = web::Data::new(actors.app_state(&config, leave));
+        let replication = actors.replication;
         Node {
             name,
             peer_addr,
