@@ -23,6 +23,9 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::oneshot;
 
+/// How often request deadlines and speculative retries are checked while any is pending.
+const SWEEP: Duration = Duration::from_millis(20);
+
 /// A client read.
 #[derive(Message, Debug)]
 #[rtype(result = "Outcome")]
@@ -69,6 +72,7 @@ pub struct ReplicationActor {
     coordinator: Coordinator,
     placement: Option<Placement>,
     deadlines: VecDeque<(Instant, OpId)>,
+    sweeping: bool,
     speculate: VecDeque<(Instant, OpId)>,
     hints: BTreeMap<String, VecDeque<(String, Record)>>,
     hint_count: usize,
@@ -109,6 +113,7 @@ impl ReplicationActor {
             coordinator: Coordinator::new(),
             placement: None,
             deadlines: VecDeque::new(),
+            sweeping: false,
             speculate: VecDeque::new(),
             hints: BTreeMap::new(),
             hint_count: 0,
@@ -158,14 +163,35 @@ impl ReplicationActor {
         groups
     }
 
-    fn register(&mut self, op: OpId, kind: &'static str) -> oneshot::Receiver<Outcome> {
+    fn register(
+        &mut self,
+        op: OpId,
+        kind: &'static str,
+        ctx: &mut Context<Self>,
+    ) -> oneshot::Receiver<Outcome> {
         let (tx, rx) = oneshot::channel();
         self.pending.insert(op, (tx, kind));
         // One deadline queue swept by one timer: a timer per request would make the
         // actor's context poll every pending timer on every wake-up.
         let timeout = Duration::from_millis(self.config.request_timeout_ms);
         self.deadlines.push_back((Instant::now() + timeout, op));
+        self.schedule_sweep(ctx);
         rx
+    }
+
+    /// Arms the sweep timer unless it is armed; an idle node has no timer running.
+    fn schedule_sweep(&mut self, ctx: &mut Context<Self>) {
+        if self.sweeping {
+            return;
+        }
+        self.sweeping = true;
+        ctx.run_later(SWEEP, |act, ctx| {
+            act.sweeping = false;
+            act.expire(ctx);
+            if !act.deadlines.is_empty() || !act.speculate.is_empty() {
+                act.schedule_sweep(ctx);
+            }
+        });
     }
 
     fn expire(&mut self, ctx: &mut Context<Self>) {
@@ -326,7 +352,6 @@ impl Actor for ReplicationActor {
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.set_mailbox_capacity(65_536);
         ctx.run_interval(Duration::from_secs(1), |act, ctx| act.deliver_hints(ctx));
-        ctx.run_interval(Duration::from_millis(20), |act, ctx| act.expire(ctx));
     }
 }
 
@@ -363,7 +388,7 @@ impl Handler<ClientGet> for ReplicationActor {
         let mut out = std::mem::take(&mut self.out);
         let op = self.coordinator.read(&msg.key, &groups, &mut out);
         self.out = out;
-        let rx = self.register(op, "read");
+        let rx = self.register(op, "read", ctx);
         let delay = Duration::from_millis(self.config.speculative_retry_ms);
         self.speculate.push_back((Instant::now() + delay, op));
         self.run_effects(ctx);
@@ -384,7 +409,7 @@ impl Handler<ClientPut> for ReplicationActor {
         let mut out = std::mem::take(&mut self.out);
         let op = self.coordinator.write(&msg.key, record, &groups, &mut out);
         self.out = out;
-        let rx = self.register(op, "write");
+        let rx = self.register(op, "write", ctx);
         self.run_effects(ctx);
         Self::respond(rx)
     }
