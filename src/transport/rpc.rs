@@ -123,13 +123,17 @@ async fn serve_connection(
     let (r, w) = stream.into_split();
     let mut reader = FramedRead::new(r, codec(max_frame));
     let mut writer = FramedWrite::new(w, codec(max_frame));
-    let (tx, mut rx) = mpsc::unbounded_channel::<(u64, Bytes)>();
+    let (tx, mut rx) = mpsc::unbounded_channel::<(u64, Bytes, tokio::sync::OwnedSemaphorePermit)>();
+    // Requests being served or answered but not yet written: past this many the
+    // connection stops reading, so a peer that never reads answers cannot make
+    // this node queue without bound (TCP flow control pushes back on it).
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(MAX_PENDING_PER_PEER));
     let write_task = tokio::spawn(async move {
-        while let Some((id, payload)) = rx.recv().await {
+        while let Some((id, payload, _permit)) = rx.recv().await {
             writer
                 .feed(wire::encode(cluster, Kind::Response, id, &payload))
                 .await?;
-            while let Ok((id, payload)) = rx.try_recv() {
+            while let Ok((id, payload, _permit)) = rx.try_recv() {
                 writer
                     .feed(wire::encode(cluster, Kind::Response, id, &payload))
                     .await?;
@@ -150,10 +154,13 @@ async fn serve_connection(
         match wire::decode(cluster, frame.freeze()) {
             Ok(env) if env.kind == Kind::Request => {
                 counters.served.fetch_add(1, Ordering::Relaxed);
+                let Ok(permit) = in_flight.clone().acquire_owned().await else {
+                    break Err("connection closing".into());
+                };
                 let tx = tx.clone();
                 let fut = handler(env.payload);
                 tokio::spawn(async move {
-                    let _ = tx.send((env.id, fut.await));
+                    let _ = tx.send((env.id, fut.await, permit));
                 });
             }
             Ok(_) => {
