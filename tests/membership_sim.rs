@@ -9,21 +9,11 @@
 mod support;
 
 use std::collections::BTreeSet;
+use support::seeds;
 use support::sim::{Kind, Sim};
 use swimkv::config::SwimConfig;
 use swimkv::membership::message::{update_size, Body, Datagram};
 use swimkv::membership::{Effect, Event, State, Swim, Timer, Update};
-
-/// The seeds a test runs: `1..=count`, or `1..=$SWIMKV_SIM_SEEDS`, or only
-/// `$SWIMKV_SIM_SEED` when set.
-fn seeds(count: u64) -> Vec<u64> {
-    let env = |name: &str| std::env::var(name).ok().and_then(|s| s.parse::<u64>().ok());
-    match (env("SWIMKV_SIM_SEED"), env("SWIMKV_SIM_SEEDS")) {
-        (Some(seed), _) => vec![seed],
-        (None, Some(n)) => (1..=n).collect(),
-        (None, None) => (1..=count).collect(),
-    }
-}
 
 fn periods(sim: &Sim, ms: u64) -> f64 {
     ms as f64 / sim.period_ms() as f64

@@ -30,10 +30,13 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod support;
+
 use bytes::Bytes;
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use std::cmp::Ordering;
 use std::collections::{BTreeSet, BinaryHeap, HashMap};
+use support::seeds;
 use swimkv::replication::coordinator::{Coordinator, Effect, Group, Outcome};
 use swimkv::replication::message::{ReplicaRequest, ReplicaResponse};
 use swimkv::replication::quorum::{needed, Consistency};
@@ -48,17 +51,6 @@ const KEYS: usize = 20;
 const CLIENTS: usize = 3;
 const TIMEOUT_MS: u64 = 200;
 const SLOW_MS: u64 = 50;
-
-/// The seeds a test runs: `1..=count`, or `1..=$SWIMKV_SIM_SEEDS`, or only
-/// `$SWIMKV_SIM_SEED` when set.
-fn seeds(count: u64) -> Vec<u64> {
-    let env = |name: &str| std::env::var(name).ok().and_then(|s| s.parse::<u64>().ok());
-    match (env("SWIMKV_SIM_SEED"), env("SWIMKV_SIM_SEEDS")) {
-        (Some(seed), _) => vec![seed],
-        (None, Some(n)) => (1..=n).collect(),
-        (None, None) => (1..=count).collect(),
-    }
-}
 
 #[derive(Clone, Copy, Debug)]
 struct Config {

@@ -6,3 +6,14 @@
 #![allow(dead_code)]
 
 pub mod sim;
+
+/// The seeds a test runs: `1..=count`, or `1..=$SWIMKV_SIM_SEEDS`, or only
+/// `$SWIMKV_SIM_SEED` when set.
+pub fn seeds(count: u64) -> Vec<u64> {
+    let env = |name: &str| std::env::var(name).ok().and_then(|s| s.parse::<u64>().ok());
+    match (env("SWIMKV_SIM_SEED"), env("SWIMKV_SIM_SEEDS")) {
+        (Some(seed), _) => vec![seed],
+        (None, Some(n)) => (1..=n).collect(),
+        (None, None) => (1..=count).collect(),
+    }
+}
