@@ -3,7 +3,7 @@
 # clock or thread RNG. Fails listing the offending lines.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-pure="src/membership/swim.rs src/membership/member.rs src/membership/gossip.rs src/membership/suspicion.rs
+pure="src/membership/swim.rs src/membership/swim/apply.rs src/membership/swim/probe.rs src/membership/swim/send.rs src/membership/member.rs src/membership/gossip.rs src/membership/suspicion.rs
 src/membership/message.rs src/ring/hash.rs src/ring/ring.rs src/storage/hlc.rs src/storage/record.rs
 src/storage/memory.rs src/replication/quorum.rs src/replication/coordinator.rs src/transport/wire.rs"
 [ -f src/replication/rebalance.rs ] && pure="$pure src/replication/rebalance.rs"
