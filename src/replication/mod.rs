@@ -4,6 +4,7 @@
 //! messages; `actor.rs` is the shell that routes them locally or over peer RPC.
 
 pub mod actor;
+pub mod anti_entropy;
 pub mod coordinator;
 pub mod message;
 pub mod peer;
