@@ -29,6 +29,9 @@ pub struct Cli {
     /// Cluster id: nodes only talk to nodes with the same id.
     #[arg(long, env = "SWIMKV_CLUSTER_ID", default_value = "swimkv")]
     pub cluster_id: String,
+    /// Cluster secret (at least 8 bytes): authenticates every datagram and peer frame; give every node the same one.
+    #[arg(long, env = "SWIMKV_CLUSTER_SECRET", hide_env_values = true)]
+    pub cluster_secret: Option<String>,
     /// Replication factor N.
     #[arg(
         short = 'n',
@@ -174,6 +177,7 @@ impl Cli {
             .unwrap_or_else(|| self.port.checked_add(PEER_PORT_OFFSET).unwrap_or(0));
         c.introducers = self.introducer.iter().map(|i| introducer_addr(i)).collect();
         c.cluster_id = self.cluster_id;
+        c.cluster_secret = self.cluster_secret;
         c.vnodes = self.vnodes;
         c.http_workers = self.http_workers;
         let r = &mut c.replication;

@@ -164,6 +164,9 @@ pub struct Config {
     pub introducers: Vec<String>,
     /// Cluster id: nodes only talk to nodes with the same id.
     pub cluster_id: String,
+    /// Cluster secret: when set, every datagram and peer frame carries a MAC keyed
+    /// by it, and anything without a valid MAC is refused.
+    pub cluster_secret: Option<String>,
     /// Virtual nodes per member on the ring (V).
     pub vnodes: u32,
     /// HTTP worker threads.
@@ -191,6 +194,7 @@ impl Config {
             peer_port: http_port.wrapping_add(PEER_PORT_OFFSET),
             introducers: Vec::new(),
             cluster_id: "swimkv".to_string(),
+            cluster_secret: None,
             vnodes: 64,
             http_workers: 1,
             swim: SwimConfig::default(),
@@ -298,6 +302,9 @@ impl Config {
         }
         if self.peer_port == self.http_port {
             return bad("the peer port must differ from the HTTP port".into());
+        }
+        if self.cluster_secret.as_deref().is_some_and(|s| s.len() < 8) {
+            return bad("cluster secret must be at least 8 bytes".into());
         }
         if self.cluster_id.is_empty() || self.cluster_id.len() > 64 {
             return bad("cluster id must be 1 to 64 bytes".into());

@@ -18,7 +18,7 @@ use crate::ring::actor::RingActor;
 use crate::storage::actor::{LocalOp, StorageActor};
 use crate::transport::rpc::{self, Handler as RpcHandler, RpcClient, RpcCounters};
 use crate::transport::udp::UdpCounters;
-use crate::transport::wire;
+use crate::transport::wire::Seal;
 use actix::prelude::*;
 use actix_web::{middleware, web, App, HttpServer};
 use bytes::Bytes;
@@ -137,8 +137,8 @@ pub fn run(config: Config) -> Result<(), StartError> {
 pub struct Actors {
     /// The node's member name.
     pub name: String,
-    /// The cluster tag carried in every envelope.
-    pub cluster: u64,
+    /// How envelopes are sealed and opened (cluster tag, secret).
+    pub seal: Seal,
     /// Local store.
     pub storage: Addr<StorageActor>,
     /// Quorum coordinator.
@@ -166,12 +166,12 @@ pub fn start_actors(
     udp: std::net::UdpSocket,
     swim_arbiter: Option<&ArbiterHandle>,
 ) -> Actors {
-    let cluster = wire::cluster_tag(&config.cluster_id);
+    let seal = Seal::new(&config.cluster_id, config.cluster_secret.as_deref());
     let udp_counters = Arc::new(UdpCounters::default());
     let rpc_counters = Arc::new(RpcCounters::default());
     let metrics = Metrics::new(udp_counters.clone(), rpc_counters.clone());
     let storage = StorageActor::new(metrics.clone(), config.replication.tombstone_grace_ms).start();
-    let rpc_client = RpcClient::new(cluster, config.limits.max_frame_bytes, rpc_counters.clone());
+    let rpc_client = RpcClient::new(seal, config.limits.max_frame_bytes, rpc_counters.clone());
     let replication = ReplicationActor::new(
         name.clone(),
         config.replication.clone(),
@@ -212,13 +212,13 @@ pub fn start_actors(
         generation,
         config.peer_port,
         config.swim.clone(),
-        config.swim.max_datagram_bytes - wire::HEADER_LEN,
+        config.swim.max_datagram_bytes - seal.overhead(),
         StdRng::seed_from_u64(seed),
     );
     let membership = MembershipActor::new(
         swim,
         udp,
-        cluster,
+        seal,
         config.introducers.clone(),
         vec![ring.clone().recipient()],
         udp_counters,
@@ -230,7 +230,7 @@ pub fn start_actors(
     };
     Actors {
         name,
-        cluster,
+        seal,
         storage,
         replication,
         stabilizer,
@@ -286,7 +286,7 @@ async fn start(config: Config) -> Result<(), StartError> {
         Some(&swim_arbiter.handle()),
     );
     let Actors {
-        cluster,
+        seal,
         storage,
         stabilizer,
         membership,
@@ -295,7 +295,7 @@ async fn start(config: Config) -> Result<(), StartError> {
     } = actors.clone();
     actix::spawn(rpc::serve(
         peer_listener,
-        cluster,
+        seal,
         config.limits.max_frame_bytes,
         replica_handler(storage.clone().recipient(), stabilizer.clone().recipient()),
         rpc_counters,

@@ -10,6 +10,7 @@ use super::message::Datagram;
 use super::swim::{Effect, Event, Swim};
 use crate::metrics::{Metrics, StateLabels};
 use crate::transport::udp::{self, Inbound, UdpCounters};
+use crate::transport::wire::Seal;
 use actix::prelude::*;
 use std::collections::HashMap;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -83,7 +84,7 @@ pub struct MembershipActor {
     swim: Swim,
     std_socket: Option<std::net::UdpSocket>,
     socket: Option<Arc<UdpSocket>>,
-    cluster: u64,
+    seal: Seal,
     started: Instant,
     started_unix_ms: u64,
     introducers: Vec<String>,
@@ -110,7 +111,7 @@ impl MembershipActor {
     pub fn new(
         swim: Swim,
         socket: std::net::UdpSocket,
-        cluster: u64,
+        seal: Seal,
         introducers: Vec<String>,
         subscribers: Vec<Recipient<MembershipChanged>>,
         counters: Arc<UdpCounters>,
@@ -123,7 +124,7 @@ impl MembershipActor {
             swim,
             std_socket: Some(socket),
             socket: None,
-            cluster,
+            seal,
             started: Instant::now(),
             started_unix_ms,
             introducers,
@@ -170,13 +171,9 @@ impl MembershipActor {
         for effect in effects {
             match effect {
                 Effect::Send { to, datagram } => match (self.resolve(&to), &self.socket) {
-                    (Some(addr), Some(socket)) => udp::send(
-                        socket,
-                        self.cluster,
-                        addr,
-                        &datagram.encode(),
-                        &self.counters,
-                    ),
+                    (Some(addr), Some(socket)) => {
+                        udp::send(socket, &self.seal, addr, &datagram.encode(), &self.counters)
+                    }
                     _ => {
                         log::debug!("cannot resolve {to}");
                         self.counters
@@ -270,7 +267,7 @@ impl Actor for MembershipActor {
         self.socket = Some(socket.clone());
         let recv = udp::receive_loop(
             socket,
-            self.cluster,
+            self.seal,
             ctx.address().recipient(),
             self.counters.clone(),
         );

@@ -9,7 +9,7 @@
 //! timeout); a frame over the size limit, of another cluster or malformed closes
 //! the connection and is counted; the transport never looks inside payloads.
 
-use super::wire::{self, Kind};
+use super::wire::{self, Kind, Seal};
 use bytes::{Bytes, BytesMut};
 use futures_util::{SinkExt, StreamExt};
 use std::collections::HashMap;
@@ -86,7 +86,7 @@ fn count_refusal(counters: &RpcCounters, err: wire::WireError) {
 /// Serves peer requests on `listener` until the process ends.
 pub async fn serve(
     listener: TcpListener,
-    cluster: u64,
+    seal: Seal,
     max_frame: usize,
     handler: Handler,
     counters: Arc<RpcCounters>,
@@ -99,7 +99,7 @@ pub async fn serve(
                 let counters = counters.clone();
                 tokio::spawn(async move {
                     if let Err(why) =
-                        serve_connection(stream, cluster, max_frame, handler, counters).await
+                        serve_connection(stream, seal, max_frame, handler, counters).await
                     {
                         log::debug!("peer connection from {peer} closed: {why}");
                     }
@@ -115,7 +115,7 @@ pub async fn serve(
 
 async fn serve_connection(
     stream: TcpStream,
-    cluster: u64,
+    seal: Seal,
     max_frame: usize,
     handler: Handler,
     counters: Arc<RpcCounters>,
@@ -131,11 +131,11 @@ async fn serve_connection(
     let write_task = tokio::spawn(async move {
         while let Some((id, payload, _permit)) = rx.recv().await {
             writer
-                .feed(wire::encode(cluster, Kind::Response, id, &payload))
+                .feed(seal.encode(Kind::Response, id, &payload))
                 .await?;
             while let Ok((id, payload, _permit)) = rx.try_recv() {
                 writer
-                    .feed(wire::encode(cluster, Kind::Response, id, &payload))
+                    .feed(seal.encode(Kind::Response, id, &payload))
                     .await?;
             }
             SinkExt::<Bytes>::flush(&mut writer).await?;
@@ -151,7 +151,7 @@ async fn serve_connection(
             }
             Some(Ok(frame)) => frame,
         };
-        match wire::decode(cluster, frame.freeze()) {
+        match seal.decode(frame.freeze()) {
             Ok(env) if env.kind == Kind::Request => {
                 counters.served.fetch_add(1, Ordering::Relaxed);
                 let Ok(permit) = in_flight.clone().acquire_owned().await else {
@@ -183,17 +183,17 @@ type Call = (Bytes, oneshot::Sender<Result<Bytes, RpcError>>);
 /// A client of every peer: one connection each, shared by all callers.
 #[derive(Clone)]
 pub struct RpcClient {
-    cluster: u64,
+    seal: Seal,
     max_frame: usize,
     peers: Arc<Mutex<HashMap<String, mpsc::UnboundedSender<Call>>>>,
     counters: Arc<RpcCounters>,
 }
 
 impl RpcClient {
-    /// A client for peers of `cluster`, refusing frames over `max_frame` bytes.
-    pub fn new(cluster: u64, max_frame: usize, counters: Arc<RpcCounters>) -> RpcClient {
+    /// A client for peers sealing envelopes with `seal`, refusing frames over `max_frame` bytes.
+    pub fn new(seal: impl Into<Seal>, max_frame: usize, counters: Arc<RpcCounters>) -> RpcClient {
         RpcClient {
-            cluster,
+            seal: seal.into(),
             max_frame,
             peers: Arc::new(Mutex::new(HashMap::new())),
             counters,
@@ -215,7 +215,7 @@ impl RpcClient {
                     let (ptx, prx) = mpsc::unbounded_channel();
                     tokio::spawn(run_peer(
                         addr.to_string(),
-                        self.cluster,
+                        self.seal,
                         self.max_frame,
                         prx,
                         self.counters.clone(),
@@ -243,7 +243,7 @@ impl RpcClient {
 
 async fn run_peer(
     addr: String,
-    cluster: u64,
+    seal: Seal,
     max_frame: usize,
     mut rx: mpsc::UnboundedReceiver<Call>,
     counters: Arc<RpcCounters>,
@@ -275,7 +275,7 @@ async fn run_peer(
                         continue;
                     }
                     next_id += 1;
-                    wire::encode_into(&mut buf, cluster, Kind::Request, next_id, &payload);
+                    seal.encode_into(&mut buf, Kind::Request, next_id, &payload);
                     if let Err(e) = writer.feed(buf.split().freeze()).await {
                         let _ = reply.send(Err(RpcError::Unreachable(e.to_string())));
                         failed = Some(e.to_string());
@@ -297,7 +297,7 @@ async fn run_peer(
                         count_codec_error(&counters, &e);
                         break e.to_string();
                     }
-                    Some(Ok(frame)) => match wire::decode(cluster, frame.freeze()) {
+                    Some(Ok(frame)) => match seal.decode(frame.freeze()) {
                         Ok(env) if env.kind == Kind::Response => {
                             if let Some(reply) = pending.remove(&env.id) {
                                 let _ = reply.send(Ok(env.payload));
@@ -354,7 +354,7 @@ mod tests {
         let counters = Arc::new(RpcCounters::default());
         tokio::spawn(serve(
             listener,
-            cluster,
+            Seal::from(cluster),
             1 << 20,
             echo_handler(),
             counters.clone(),

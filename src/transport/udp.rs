@@ -4,7 +4,7 @@
 //! counts the rest by reason; sends never block (a full socket buffer drops the
 //! datagram, as the network may). Invariant: no input from the network panics.
 
-use super::wire::{self, Kind, WireError};
+use super::wire::{Kind, Seal, WireError};
 use actix::prelude::*;
 use bytes::Bytes;
 use std::collections::BTreeMap;
@@ -53,10 +53,10 @@ impl UdpCounters {
     }
 }
 
-/// Receives datagrams of `cluster` forever and delivers them to `to`.
+/// Receives datagrams sealed with `seal` forever and delivers them to `to`.
 pub async fn receive_loop(
     socket: Arc<UdpSocket>,
-    cluster: u64,
+    seal: Seal,
     to: Recipient<Inbound>,
     counters: Arc<UdpCounters>,
 ) {
@@ -73,7 +73,7 @@ pub async fn receive_loop(
             counters.refuse("oversize");
             continue;
         }
-        match wire::decode(cluster, Bytes::copy_from_slice(&buf[..len])) {
+        match seal.decode(Bytes::copy_from_slice(&buf[..len])) {
             Ok(env) if env.kind == Kind::Swim => {
                 counters.received.fetch_add(1, Ordering::Relaxed);
                 if to
@@ -95,12 +95,12 @@ pub async fn receive_loop(
 /// Sends one SWIM payload without blocking; counts it as sent or dropped.
 pub fn send(
     socket: &UdpSocket,
-    cluster: u64,
+    seal: &Seal,
     to: SocketAddr,
     payload: &[u8],
     counters: &UdpCounters,
 ) {
-    let bytes = wire::encode(cluster, Kind::Swim, 0, payload);
+    let bytes = seal.encode(Kind::Swim, 0, payload);
     match socket.try_send_to(&bytes, to) {
         Ok(_) => counters.sent.fetch_add(1, Ordering::Relaxed),
         Err(_) => counters.send_dropped.fetch_add(1, Ordering::Relaxed),

@@ -187,3 +187,42 @@ fn a_thousand_keys_survive_one_kill_and_a_second_kill_gives_503_never_a_wrong_an
         "the victims share no preference list: pick other victims"
     );
 }
+
+#[test]
+fn nodes_with_the_cluster_secret_form_a_cluster_and_a_node_without_it_is_refused() {
+    let secret = ["--cluster-secret", "correct horse battery"];
+    let c = Cluster::start(21000, 3, &secret);
+    let all = [0, 1, 2];
+    assert!(
+        c.wait_for(10 * SECOND, || all_see(&c, &all, "alive", 3)),
+        "nodes sharing a secret did not converge"
+    );
+    let a = http(c.port(1), "POST", "/d/k", b"v", 5 * SECOND);
+    assert_eq!(a.status, 200, "{}", a.text());
+    assert_eq!(http(c.port(2), "GET", "/d/k", b"", 5 * SECOND).text(), "v");
+
+    // A node with another secret (same cluster id) tries to join through node 0.
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_swimkv"));
+    cmd.args(["21101", "21000", "--cluster-secret", "wrong secret!"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut joiner = cmd.spawn().expect("start intruder");
+    let refused = c.wait_for(10 * SECOND, || {
+        let m = http(c.port(0), "GET", "/metrics", b"", SECOND).text();
+        m.lines().any(|l| {
+            l.starts_with("swimkv_udp_refused_total{reason=\"auth\"}") && !l.ends_with(" 0")
+        })
+    });
+    let _ = joiner.kill();
+    let _ = joiner.wait();
+    assert!(
+        refused,
+        "datagrams with the wrong secret were not refused and counted"
+    );
+    assert_eq!(
+        c.count(0, "alive"),
+        3,
+        "the intruder must not become a member: {:?}",
+        c.view(0)
+    );
+}
