@@ -7,7 +7,7 @@
 
 use crate::api::{self, AppState};
 use crate::config::Config;
-use crate::membership::actor::{Leave, LiveMember, MembershipActor};
+use crate::membership::actor::{Leave, LiveMember, MembershipActor, PeerUnreachable};
 use crate::membership::swim::Swim;
 use crate::metrics::Metrics;
 use crate::replication::actor::ReplicationActor;
@@ -190,7 +190,7 @@ pub fn start_actors(
             page: storage.clone().recipient(),
             drop: storage.clone().recipient(),
         },
-        rpc_client,
+        rpc_client.clone(),
         replication.clone().recipient(),
         metrics.clone(),
         Duration::from_millis(config.replication.request_timeout_ms),
@@ -228,6 +228,14 @@ pub fn start_actors(
         Some(arbiter) => MembershipActor::start_in_arbiter(arbiter, move |_| membership),
         None => membership.start(),
     };
+    // A refused or broken peer connection (a killed process's sockets close at
+    // once) makes SWIM probe that member next instead of at its round-robin turn.
+    let hinted = membership.clone();
+    rpc_client.on_unreachable(Arc::new(move |addr: &str| {
+        hinted.do_send(PeerUnreachable {
+            peer_addr: addr.to_string(),
+        });
+    }));
     Actors {
         name,
         seal,

@@ -142,6 +142,70 @@ fn one_crashed_node_of_a_hundred_is_declared_dead_by_every_other_node_and_no_one
     );
 }
 
+/// When two nodes of 24 crash, every survivor that held a peer connection to them
+/// sees the connections reset at once (in the same order everywhere); that hint
+/// makes them its next probe targets instead of waiting for their turns in the
+/// round-robin (DESIGN section 8: dead on every survivor < 5 s at the default 1 s
+/// period).
+#[test]
+fn crashed_nodes_hinted_by_reset_connections_are_declared_dead_sooner_than_by_round_robin() {
+    const N: usize = 24;
+    let run = |seed: u64, hinted: bool| -> f64 {
+        let mut sim = joined(seed, N, SwimConfig::default(), 15);
+        sim.run_for(5 * sim.period_ms());
+        let victims = [
+            1 + (seed as usize * 7) % (N - 1),
+            1 + (seed as usize * 7 + 5) % (N - 1),
+        ];
+        let crashed_at = sim.now();
+        for v in victims {
+            sim.crash(v);
+        }
+        let others: Vec<usize> = (0..N).filter(|i| !victims.contains(i)).collect();
+        if hinted {
+            for &o in &others {
+                for v in victims {
+                    sim.hint_unreachable(o, v);
+                }
+            }
+        }
+        let everywhere = sim.run_until_true(crashed_at + 30 * sim.period_ms(), 10, |s| {
+            others
+                .iter()
+                .all(|&o| victims.iter().all(|&v| s.state(o, v) == Some(State::Dead)))
+        });
+        let at = everywhere
+            .unwrap_or_else(|| panic!("seed {seed}: nodes {victims:?} not dead everywhere"));
+        let names: Vec<&String> = victims.iter().map(|&v| &sim.nodes[v].name).collect();
+        let wrong: Vec<_> = sim
+            .all_deaths()
+            .into_iter()
+            .filter(|(_, _, name)| !names.contains(&name))
+            .collect();
+        assert!(
+            wrong.is_empty(),
+            "seed {seed}: live nodes declared dead: {wrong:?}"
+        );
+        periods(&sim, at - crashed_at)
+    };
+    let (mut plain, mut hinted): (Vec<f64>, Vec<f64>) = (Vec::new(), Vec::new());
+    for seed in seeds(10) {
+        plain.push(run(seed, false));
+        hinted.push(run(seed, true));
+    }
+    let worst = |v: &[f64]| v.iter().copied().fold(0.0, f64::max);
+    let (plain_max, hinted_max) = (worst(&plain), worst(&hinted));
+    let (plain_med, hinted_med) = (median(&mut plain), median(&mut hinted));
+    println!(
+        "24 nodes, two crash, both dead on every survivor: round-robin median {plain_med:.2} max {plain_max:.2} periods; hinted median {hinted_med:.2} max {hinted_max:.2} periods"
+    );
+    assert!(hinted_med < plain_med, "hints did not speed detection up");
+    assert!(
+        hinted_max < 5.0,
+        "hinted detection took {hinted_max:.2} periods"
+    );
+}
+
 #[test]
 fn five_percent_message_loss_for_a_thousand_periods_declares_no_one_dead() {
     const N: usize = 100;

@@ -74,6 +74,15 @@ pub struct MembersView {
 #[rtype(result = "MembersView")]
 pub struct GetMembers;
 
+/// The peer RPC connection to `peer_addr` was refused or broke: probe the member
+/// behind it next (a hint, never a verdict).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct PeerUnreachable {
+    /// The member's peer RPC address (`host:peer_port`).
+    pub peer_addr: String,
+}
+
 /// Leave gracefully: announce `left` and stop probing.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -331,6 +340,22 @@ impl Handler<GetMembers> for MembershipActor {
             local_health: self.swim.health(),
             members,
         })
+    }
+}
+
+impl Handler<PeerUnreachable> for MembershipActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: PeerUnreachable, _: &mut Context<Self>) {
+        let name = self
+            .swim
+            .members()
+            .find(|m| peer_addr(&m.update) == msg.peer_addr)
+            .map(|m| m.update.name.clone());
+        if let Some(name) = name {
+            let now = self.now();
+            self.swim.hint_unreachable(now, &name);
+        }
     }
 }
 

@@ -183,6 +183,8 @@ pub struct Swim {
     gossip: Gossip,
     probe_order: Vec<String>,
     probe_index: usize,
+    /// Members hinted unreachable, probed before the round-robin continues.
+    hinted: Vec<String>,
     seq: u64,
     round: u64,
     probe: Option<Probe>,
@@ -222,6 +224,7 @@ impl Swim {
             gossip: Gossip::new(),
             probe_order: Vec::new(),
             probe_index: 0,
+            hinted: Vec::new(),
             seq: 0,
             round: 0,
             probe: None,
@@ -458,6 +461,17 @@ impl Swim {
         let horizon = self.now.saturating_sub(self.config.dead_reclaim_ms);
         self.members
             .retain(|_, m| m.state().is_live() || m.last_change_ms >= horizon);
+    }
+
+    /// Something outside SWIM (a peer connection reset or refused) suggests that
+    /// member `name` is gone: probe it at the next protocol period instead of
+    /// waiting for its turn in the round-robin. The hint never suspects anyone by
+    /// itself; the probe, ping-req round and suspicion run as for any member.
+    pub fn hint_unreachable(&mut self, now: u64, name: &str) {
+        self.now = now;
+        if !self.leaving {
+            self.probe_next(name);
+        }
     }
 
     /// A datagram arrived at `now`.

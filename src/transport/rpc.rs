@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
@@ -55,6 +55,10 @@ pub struct RpcCounters {
     /// Requests served.
     pub served: AtomicU64,
 }
+
+/// Told the address of a peer whose connection was refused, timed out or broke:
+/// a hint for failure detection, never a verdict.
+pub type UnreachableHook = Arc<dyn Fn(&str) + Send + Sync>;
 
 /// Answers one request payload with one response payload.
 pub type Handler = Arc<dyn Fn(Bytes) -> Pin<Box<dyn Future<Output = Bytes> + Send>> + Send + Sync>;
@@ -187,6 +191,7 @@ pub struct RpcClient {
     max_frame: usize,
     peers: Arc<Mutex<HashMap<String, mpsc::UnboundedSender<Call>>>>,
     counters: Arc<RpcCounters>,
+    unreachable: Arc<OnceLock<UnreachableHook>>,
 }
 
 impl RpcClient {
@@ -197,7 +202,14 @@ impl RpcClient {
             max_frame,
             peers: Arc::new(Mutex::new(HashMap::new())),
             counters,
+            unreachable: Arc::new(OnceLock::new()),
         }
+    }
+
+    /// Calls `hook` with the address of every peer whose connection fails to open
+    /// or breaks (set once, for this client and all its clones).
+    pub fn on_unreachable(&self, hook: UnreachableHook) {
+        let _ = self.unreachable.set(hook);
     }
 
     /// Sends `payload` to the peer at `addr` (`host:port`) and resolves with its answer.
@@ -219,6 +231,7 @@ impl RpcClient {
                         self.max_frame,
                         prx,
                         self.counters.clone(),
+                        self.unreachable.clone(),
                     ));
                     ptx
                 });
@@ -247,11 +260,23 @@ async fn run_peer(
     max_frame: usize,
     mut rx: mpsc::UnboundedReceiver<Call>,
     counters: Arc<RpcCounters>,
+    unreachable: Arc<OnceLock<UnreachableHook>>,
 ) {
+    let hint = |addr: &str| {
+        if let Some(hook) = unreachable.get() {
+            hook(addr);
+        }
+    };
     let stream = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&addr)).await {
         Ok(Ok(s)) => s,
-        Ok(Err(e)) => return fail_all(&mut rx, HashMap::new(), &e.to_string()),
-        Err(_) => return fail_all(&mut rx, HashMap::new(), "connect timeout"),
+        Ok(Err(e)) => {
+            hint(&addr);
+            return fail_all(&mut rx, HashMap::new(), &e.to_string());
+        }
+        Err(_) => {
+            hint(&addr);
+            return fail_all(&mut rx, HashMap::new(), "connect timeout");
+        }
     };
     let _ = stream.set_nodelay(true);
     let (r, w) = stream.into_split();
@@ -263,7 +288,7 @@ async fn run_peer(
     let why = loop {
         tokio::select! {
             call = rx.recv() => {
-                let Some(first) = call else { break "client dropped".to_string() };
+                let Some(first) = call else { return fail_all(&mut rx, pending, "client dropped") };
                 let mut batch = vec![first];
                 while let Ok(more) = rx.try_recv() {
                     batch.push(more);
@@ -317,6 +342,7 @@ async fn run_peer(
         }
     };
     log::debug!("connection to peer {addr} ended: {why}");
+    hint(&addr);
     fail_all(&mut rx, pending, &why);
 }
 
@@ -402,6 +428,51 @@ mod tests {
             client.call(&addr, Bytes::from_static(b"x")).await,
             Err(RpcError::Unreachable(_))
         ));
+    }
+
+    fn recording_client() -> (RpcClient, Arc<Mutex<Vec<String>>>) {
+        let client = RpcClient::new(7, 1 << 20, Arc::new(RpcCounters::default()));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let record = seen.clone();
+        client.on_unreachable(Arc::new(move |addr: &str| {
+            record.lock().expect("lock").push(addr.to_string());
+        }));
+        (client, seen)
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_reported_as_a_hint_with_the_peer_address() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr").to_string();
+        drop(listener);
+        let (client, seen) = recording_client();
+        assert!(client.call(&addr, Bytes::from_static(b"x")).await.is_err());
+        assert_eq!(*seen.lock().expect("lock"), vec![addr]);
+    }
+
+    #[tokio::test]
+    async fn a_connection_the_peer_closes_is_reported_but_a_healthy_one_is_not() {
+        let (healthy, _) = server(7).await;
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let closing = listener.local_addr().expect("addr").to_string();
+        tokio::spawn(async move {
+            // Accept, then drop the connection: what the kernel does for a killed peer.
+            let _ = listener.accept().await;
+        });
+        let (client, seen) = recording_client();
+        assert!(client
+            .call(&healthy, Bytes::from_static(b"a"))
+            .await
+            .is_ok());
+        assert!(client
+            .call(&closing, Bytes::from_static(b"b"))
+            .await
+            .is_err());
+        assert!(client
+            .call(&healthy, Bytes::from_static(b"c"))
+            .await
+            .is_ok());
+        assert_eq!(*seen.lock().expect("lock"), vec![closing]);
     }
 
     #[tokio::test]

@@ -394,6 +394,14 @@ impl Sim {
         node.backlog_until = 0;
     }
 
+    /// Tells node `observer` that `target` looks unreachable (as a reset peer
+    /// connection does in the real node).
+    pub fn hint_unreachable(&mut self, observer: usize, target: usize) {
+        let now = self.now;
+        let name = self.nodes[target].name.clone();
+        self.nodes[observer].swim.hint_unreachable(now, &name);
+    }
+
     /// Restarts node `i` now as a new process with a higher generation; it joins
     /// through the introducers it was started with. Returns the new generation.
     pub fn restart(&mut self, i: usize) -> u64 {

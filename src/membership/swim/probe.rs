@@ -38,6 +38,14 @@ impl Swim {
     }
 
     pub(super) fn next_target(&mut self) -> Option<String> {
+        while !self.hinted.is_empty() {
+            let name = self
+                .hinted
+                .swap_remove(self.rng.gen_range(0..self.hinted.len()));
+            if self.members.get(&name).is_some_and(|m| m.state().is_live()) {
+                return Some(name);
+            }
+        }
         for _ in 0..2 {
             while self.probe_index < self.probe_order.len() {
                 let name = self.probe_order[self.probe_index].clone();
@@ -135,6 +143,23 @@ impl Swim {
                 },
             );
         }
+    }
+
+    /// Queues `name`, if alive and not being probed now, to be probed before the
+    /// round-robin continues. Only the order changes: the verdict still comes
+    /// from a probe. With several hinted members each period picks one at random,
+    /// so that members hinted together are probed first by different members.
+    pub(super) fn probe_next(&mut self, name: &str) {
+        if self.probe.as_ref().is_some_and(|p| p.target == name)
+            || self.hinted.iter().any(|h| h == name)
+            || self
+                .members
+                .get(name)
+                .is_none_or(|m| m.state() != State::Alive)
+        {
+            return;
+        }
+        self.hinted.push(name.to_string());
     }
 
     pub(super) fn add_to_probe_order(&mut self, name: &str) {
