@@ -25,7 +25,7 @@ use bytes::Bytes;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use std::sync::atomic::AtomicUsize;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Leave gracefully: hand every key off, announce `left`, stop the node.
@@ -269,57 +269,118 @@ impl Actors {
     }
 }
 
+/// What the first HTTP worker needs to start the node's actors on its own thread.
+struct Boot {
+    config: Config,
+    name: String,
+    generation: u64,
+    udp: Option<std::net::UdpSocket>,
+    peer_listener: Option<std::net::TcpListener>,
+    swim_arbiter: ArbiterHandle,
+    state: Option<web::Data<AppState>>,
+}
+
+impl Boot {
+    /// The handlers' state; the first call (on the first HTTP worker's arbiter)
+    /// starts every actor but SWIM's there, with the peer RPC server.
+    fn state(&mut self) -> Option<web::Data<AppState>> {
+        if self.state.is_none() {
+            let (Some(udp), Some(peer_listener)) = (self.udp.take(), self.peer_listener.take())
+            else {
+                return None;
+            };
+            self.state = Some(self.start(udp, peer_listener));
+        }
+        self.state.clone()
+    }
+
+    fn start(
+        &self,
+        udp: std::net::UdpSocket,
+        peer_listener: std::net::TcpListener,
+    ) -> web::Data<AppState> {
+        let config = &self.config;
+        let seed = self.generation ^ crate::replication::actor::node_tiebreak(&self.name);
+        let actors = start_actors(
+            config,
+            self.name.clone(),
+            self.generation,
+            seed,
+            udp,
+            Some(&self.swim_arbiter),
+        );
+        let Actors {
+            seal,
+            storage,
+            stabilizer,
+            membership,
+            rpc_counters,
+            ..
+        } = actors.clone();
+        match tokio::net::TcpListener::from_std(peer_listener) {
+            Ok(listener) => {
+                actix::spawn(rpc::serve(
+                    listener,
+                    seal,
+                    config.limits.max_frame_bytes,
+                    replica_handler(storage.recipient(), stabilizer.clone().recipient()),
+                    rpc_counters,
+                ));
+            }
+            Err(e) => {
+                log::error!("peer RPC listener unusable: {e}");
+                System::current().stop_with_code(2);
+            }
+        }
+        let control = Control {
+            stabilizer: stabilizer.recipient(),
+            membership: membership.recipient(),
+            leaving: false,
+        }
+        .start();
+        actix::spawn(stop_on_signal(control.clone().recipient()));
+        web::Data::new(actors.app_state(config, Some(control.recipient())))
+    }
+}
+
 async fn start(config: Config) -> Result<(), StartError> {
     let name = config.node_name();
     let http_addr = format!("{}:{}", config.bind_host, config.http_port);
     let peer_addr = format!("{}:{}", config.bind_host, config.peer_port);
     let udp = std::net::UdpSocket::bind(&http_addr)
         .map_err(|e| bind_error("SWIM (UDP)", &http_addr, e))?;
-    let peer_listener = tokio::net::TcpListener::bind(&peer_addr)
-        .await
+    let peer_listener = std::net::TcpListener::bind(&peer_addr)
+        .and_then(|l| l.set_nonblocking(true).map(|()| l))
         .map_err(|e| bind_error("peer RPC", &peer_addr, e))?;
     let generation = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
     // SWIM runs on an arbiter (thread) of its own, so that client and replica
-    // traffic on the main arbiter never delays an ack past the probe timeout.
+    // traffic never delays an ack past the probe timeout. Everything else runs on
+    // the first HTTP worker's thread: a request is parsed, coordinated, served
+    // from the local store and answered without changing threads, and peer
+    // requests are served on that thread too (one wake-up per message, no
+    // hand-over between threads: see README, Performance).
     let swim_arbiter = Arbiter::new();
-    let seed = generation ^ crate::replication::actor::node_tiebreak(&name);
-    let actors = start_actors(
-        &config,
-        name.clone(),
+    let boot = Arc::new(Mutex::new(Boot {
+        config: config.clone(),
+        name: name.clone(),
         generation,
-        seed,
-        udp,
-        Some(&swim_arbiter.handle()),
-    );
-    let Actors {
-        seal,
-        storage,
-        stabilizer,
-        membership,
-        rpc_counters,
-        ..
-    } = actors.clone();
-    actix::spawn(rpc::serve(
-        peer_listener,
-        seal,
-        config.limits.max_frame_bytes,
-        replica_handler(storage.clone().recipient(), stabilizer.clone().recipient()),
-        rpc_counters,
-    ));
-    let control = Control {
-        stabilizer: stabilizer.recipient(),
-        membership: membership.recipient(),
-        leaving: false,
-    }
-    .start();
-
-    let state = web::Data::new(actors.app_state(&config, Some(control.clone().recipient())));
+        udp: Some(udp),
+        peer_listener: Some(peer_listener),
+        swim_arbiter: swim_arbiter.handle(),
+        state: None,
+    }));
     let server = HttpServer::new(move || {
-        App::new()
-            .app_data(state.clone())
-            .wrap(middleware::from_fn(api::record_metrics))
+        let state = match boot.lock() {
+            Ok(mut boot) => boot.state(),
+            Err(poisoned) => poisoned.into_inner().state(),
+        };
+        let mut app = App::new();
+        if let Some(state) = state {
+            app = app.app_data(state);
+        }
+        app.wrap(middleware::from_fn(api::record_metrics))
             .configure(api::configure)
     })
     .workers(config.http_workers)
@@ -332,7 +393,6 @@ async fn start(config: Config) -> Result<(), StartError> {
             log::error!("HTTP server failed: {e}");
         }
     });
-    actix::spawn(stop_on_signal(control.recipient()));
     log::info!(
         "node {name} serving HTTP and SWIM on {http_addr}, peer RPC on {peer_addr}, N={} R={} W={}",
         config.replication.n,
