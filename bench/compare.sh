@@ -5,11 +5,12 @@
 #
 #   bench/compare.sh                 # defaults: 5 s per run, 3 rounds
 #   DURATION=10s ROUNDS=5 bench/compare.sh
-#   SYSTEMS="ceiling n3" bench/compare.sh     # a subset (ceiling n1 n3 n24)
+#   SYSTEMS="ceiling n3" bench/compare.sh     # a subset (ceiling n1 n3 n24 n24t)
 #   N3_ARGS="--http-workers 2" N24_ARGS=... bench/compare.sh   # extra flags for the n3 / n24 nodes
 #
 # Systems: ceiling (reference, 2 workers), n1 (3 nodes, N=1), n3 (3 nodes, N=3 R=2 W=2),
-# n24 (24 nodes via init.sh, N=3 R=2 W=2). Workloads: GET of preloaded keys, POST of
+# n24 (24 nodes via init.sh, N=3 R=2 W=2), n24t (the same 24 nodes driven by a token-aware
+# client: each request goes to a replica of its key, swimkv-bench --token-aware). Workloads: GET of preloaded keys, POST of
 # 64-byte values, a 90/10 GET/POST mix; 64 connections spread over the system's nodes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,7 +19,7 @@ DURATION=${DURATION:-5s}
 ROUNDS=${ROUNDS:-3}
 CONNS=${CONNS:-64}
 KEYS=${KEYS:-10000}
-SYSTEMS=${SYSTEMS:-"ceiling n1 n3 n24"}
+SYSTEMS=${SYSTEMS:-"ceiling n1 n3 n24 n24t"}
 WORKLOADS=${WORKLOADS:-"get post mix"}
 CEILING_DIR=${CEILING_DIR:-$ROOT/../shared/bench/ceiling}
 OUT=${OUT:-$ROOT/target/bench}
@@ -46,6 +47,11 @@ targets() { # first-port count
 }
 
 declare -A TARGETS
+declare -A EXTRA
+start_n24() {
+  RUN_DIRS+=("run/bench-n24")
+  RUN_DIR=run/bench-n24 NODES=24 BASE_PORT=9300 SWIMKV_BIN=target/release/swimkv SWIMKV_ARGS="${N24_ARGS:-}" ./init.sh | head -1
+}
 for s in $SYSTEMS; do
   case $s in
     ceiling)
@@ -60,10 +66,10 @@ for s in $SYSTEMS; do
       RUN_DIRS+=("run/bench-n3")
       RUN_DIR=run/bench-n3 NODES=3 BASE_PORT=9200 SWIMKV_BIN=target/release/swimkv SWIMKV_ARGS="${N3_ARGS:-}" ./init.sh | head -1
       TARGETS[n3]=$(targets 9200 3) ;;
-    n24)
-      RUN_DIRS+=("run/bench-n24")
-      RUN_DIR=run/bench-n24 NODES=24 BASE_PORT=9300 SWIMKV_BIN=target/release/swimkv SWIMKV_ARGS="${N24_ARGS:-}" ./init.sh | head -1
-      TARGETS[n24]=$(targets 9300 24) ;;
+    n24|n24t)
+      [ -n "${TARGETS[n24]:-}${TARGETS[n24t]:-}" ] || start_n24
+      TARGETS[$s]=$(targets 9300 24)
+      [ "$s" = n24t ] && EXTRA[n24t]="--token-aware" ;;
     *) echo "unknown system $s" >&2; exit 2 ;;
   esac
 done
@@ -88,12 +94,28 @@ for round in $(seq 1 "$ROUNDS"); do
     for s in $SYSTEMS; do
       # shellcheck disable=SC2046
       json=$("$BENCH" --targets "${TARGETS[$s]}" --connections "$CONNS" --duration "$DURATION" \
-        --warmup 1s --keys "$KEYS" --value-size 64 $(mix_args "$w") --json)
+        --warmup 1s --keys "$KEYS" --value-size 64 $(mix_args "$w") ${EXTRA[$s]:-} --json)
       echo "{\"round\":$round,\"system\":\"$s\",\"workload\":\"$w\",\"result\":$json}" >> "$RESULTS"
       printf "round %s %-7s %-4s %10s req/s\n" "$round" "$s" "$w" \
         "$(echo "$json" | python3 -c 'import json,sys; print(round(json.load(sys.stdin)["ops_per_sec"]))')"
     done
   done
+done
+
+# DESIGN section 8: no member may ever be suspected under load.
+for s in n1 n3 n24; do
+  case $s in
+    n1) first=9100; n=3; present=${TARGETS[n1]:-} ;;
+    n3) first=9200; n=3; present=${TARGETS[n3]:-} ;;
+    n24) first=9300; n=24; present=${TARGETS[n24]:-}${TARGETS[n24t]:-} ;;
+  esac
+  [ -n "$present" ] || continue
+  total=0
+  for p in $(seq "$first" $((first + n - 1))); do
+    c=$(curl -s --max-time 2 "http://127.0.0.1:$p/metrics" | awk '/^swimkv_swim_suspicions_total /{print $2}')
+    total=$((total + ${c:-0}))
+  done
+  echo "suspicions during the run, summed over the $s nodes: $total"
 done
 
 echo

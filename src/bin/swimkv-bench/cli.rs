@@ -111,6 +111,12 @@ pub(crate) struct Cli {
     /// Per-request timeout, covering connect, send and the whole response.
     #[arg(long, value_parser = parse_duration, default_value = "5s")]
     timeout: Duration,
+
+    /// Send each request to a replica of its key (learned from the first target's
+    /// `GET /cluster/ring`): a connection to a node draws only keys that node holds.
+    /// Uniform keys only; swimkv clusters only.
+    #[arg(long)]
+    token_aware: bool,
 }
 
 /// Parses `10s`, `1.5s`, `500ms`, `2m`, `100us`, `1h`; a bare number means seconds.
@@ -158,6 +164,10 @@ pub(crate) struct Config {
     pub(crate) path_prefix: String,
     pub(crate) key_prefix: String,
     pub(crate) timeout: Duration,
+    /// `--token-aware`: ask the cluster for its ring before the run.
+    pub(crate) token_aware: bool,
+    /// With `--token-aware`, per target the keys it holds (filled in before the run).
+    pub(crate) key_subsets: Option<Vec<std::sync::Arc<Vec<u64>>>>,
 }
 
 /// Largest accepted `--value-size` (64 MiB).
@@ -198,6 +208,9 @@ impl Config {
             (None, Some(_)) => None,
             (None, None) => Some(Duration::from_secs(10)),
         };
+        if cli.token_aware && cli.distribution != Distribution::Uniform {
+            return Err("--token-aware draws keys uniformly: drop --distribution zipf".into());
+        }
         let zipf = match cli.distribution {
             Distribution::Uniform => None,
             Distribution::Zipf => Some(Zipf::new(cli.keys, cli.zipf_s)?),
@@ -244,6 +257,8 @@ impl Config {
             path_prefix,
             key_prefix: cli.key_prefix,
             timeout: cli.timeout,
+            token_aware: cli.token_aware,
+            key_subsets: None,
         })
     }
 }

@@ -45,6 +45,10 @@ pub(crate) async fn run_connection(
         mix: cfg.mix,
         keys: cfg.keys,
         zipf: cfg.zipf,
+        subset: cfg
+            .key_subsets
+            .as_ref()
+            .map(|s| Arc::clone(&s[index % s.len()])),
     };
     let mut stats = ConnStats::default();
 

@@ -58,7 +58,9 @@
 //! - `connection`: one connection's closed loop;
 //! - `orchestrate`: phase driving, progress lines, Ctrl-C;
 //! - `run`: threads, runtimes, merging into a `Report`;
-//! - `report`: totals, JSON and table output.
+//! - `report`: totals, JSON and table output;
+//! - `token_aware`: `--token-aware`, the ring fetched from the cluster and the keys
+//!   each target holds.
 
 use std::process::ExitCode;
 
@@ -72,6 +74,7 @@ mod response;
 mod run;
 mod shared;
 mod stats;
+mod token_aware;
 mod workload;
 
 use cli::{parse_cli, Config};
@@ -84,13 +87,26 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(code) => return code,
     };
-    let cfg = match Config::from_cli(cli) {
+    let mut cfg = match Config::from_cli(cli) {
         Ok(cfg) => cfg,
         Err(msg) => {
             eprintln!("swimkv-bench: {msg}");
             return ExitCode::from(2);
         }
     };
+    if cfg.token_aware {
+        let (addr, host) = cfg.targets[0].clone();
+        let hosts: Vec<String> = cfg.targets.iter().map(|(_, h)| h.clone()).collect();
+        let subsets = token_aware::fetch_ring(addr, &host, cfg.timeout)
+            .and_then(|view| token_aware::key_subsets(&view, &hosts, &cfg.key_prefix, cfg.keys));
+        match subsets {
+            Ok(subsets) => cfg.key_subsets = Some(subsets),
+            Err(msg) => {
+                eprintln!("swimkv-bench: {msg}");
+                return ExitCode::from(1);
+            }
+        }
+    }
     match run(cfg.clone()) {
         Ok(report) => {
             if cfg.json {

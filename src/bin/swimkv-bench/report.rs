@@ -115,6 +115,7 @@ pub(crate) fn report_json(cfg: &Config, report: &Report) -> Value {
                 Distribution::Zipf => "zipf",
             },
             "zipf_s": cfg.zipf.map(|_| cfg.zipf_s),
+            "token_aware": cfg.token_aware,
             "value_size": cfg.value_size,
             "warmup_s": cfg.warmup.as_secs_f64(),
             "timeout_s": cfg.timeout.as_secs_f64(),
@@ -152,7 +153,7 @@ pub(crate) fn report_table(cfg: &Config, report: &Report) -> String {
     let dist = match cfg.distribution {
         Distribution::Uniform => "uniform".to_string(),
         Distribution::Zipf => format!("zipf(s={})", cfg.zipf_s),
-    };
+    } + if cfg.token_aware { ", token-aware" } else { "" };
     let targets: Vec<&str> = cfg.targets.iter().map(|(_, h)| h.as_str()).collect();
     let _ = writeln!(out, "swimkv-bench → {}", targets.join(", "));
     let _ = writeln!(

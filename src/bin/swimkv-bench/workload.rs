@@ -8,6 +8,8 @@
 //! connection's own seeded `SmallRng` (seed derived with [`splitmix64`]), so a run's
 //! request sequence is reproducible; the order of RNG calls is part of that contract.
 
+use std::sync::Arc;
+
 use rand::rngs::SmallRng;
 use rand::Rng;
 
@@ -159,15 +161,18 @@ pub(crate) struct Workload {
     pub(crate) mix: OpMix,
     pub(crate) keys: u64,
     pub(crate) zipf: Option<Zipf>,
+    /// `--token-aware`: draw only these key indices (uniformly).
+    pub(crate) subset: Option<Arc<Vec<u64>>>,
 }
 
 impl Workload {
     /// Next operation and key index.
     pub(crate) fn next(&mut self) -> (Op, u64) {
         let op = self.mix.pick(self.rng.gen_range(0..100));
-        let key = match &self.zipf {
-            Some(z) => z.sample(&mut self.rng),
-            None => self.rng.gen_range(0..self.keys),
+        let key = match (&self.subset, &self.zipf) {
+            (Some(subset), _) if !subset.is_empty() => subset[self.rng.gen_range(0..subset.len())],
+            (_, Some(z)) => z.sample(&mut self.rng),
+            _ => self.rng.gen_range(0..self.keys),
         };
         (op, key)
     }
