@@ -71,7 +71,8 @@ pub struct Cli {
     /// Virtual nodes per member on the ring.
     #[arg(long, env = "SWIMKV_VNODES", default_value_t = 64)]
     pub vnodes: u32,
-    /// HTTP worker threads.
+    /// HTTP worker threads. The node's actors (but SWIM) run on the first one;
+    /// more workers parse HTTP in parallel but hand every request over to it.
     #[arg(long, env = "SWIMKV_HTTP_WORKERS", default_value_t = 1)]
     pub http_workers: usize,
     /// SWIM protocol period, in ms.
