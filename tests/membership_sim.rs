@@ -8,7 +8,7 @@
 
 mod support;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use support::seeds;
 use support::sim::{Kind, Sim};
 use swimkv::config::SwimConfig;
@@ -884,4 +884,38 @@ fn a_suspicion_at_the_highest_incarnation_is_ignored_instead_of_overflowing() {
         "no refutation can beat it, so none is made"
     );
     assert_eq!(x.me().state, State::Alive);
+}
+
+#[test]
+fn a_member_hinted_every_period_takes_at_most_every_other_probe_and_the_round_robin_goes_on() {
+    let mut x = core_with_members();
+    let mut probed: BTreeMap<String, usize> = BTreeMap::new();
+    let mut out = Vec::new();
+    for round in 0..30u64 {
+        let now = round * 1000;
+        // A peer port that keeps refusing: a hint about "a" before every period.
+        x.hint_unreachable(now, "a:1");
+        out.clear();
+        x.on_timer(now, Timer::Protocol { round }, &mut out);
+        let ping = out.iter().find_map(|e| match e {
+            Effect::Send { to, datagram: d } => match d.body {
+                Body::Ping { seq } => Some((to.clone(), seq)),
+                _ => None,
+            },
+            _ => None,
+        });
+        let (to, seq) = ping.unwrap_or_else(|| panic!("round {round}: no probe in {out:?}"));
+        *probed.entry(to.clone()).or_default() += 1;
+        // Every member answers: nobody may become suspect.
+        x.on_datagram(now + 10, datagram(&to, Body::Ack { seq }, vec![]), &mut out);
+    }
+    // 30 periods, 5 members: the round-robin alone probes each 6 times. A hint
+    // may take a period only once per cycle (6 periods) and never two in a row.
+    let a = probed.get("a:1").copied().unwrap_or(0);
+    assert!((6..=6 + 5).contains(&a), "a probed {a} times: {probed:?}");
+    for other in ["b:1", "c:1", "d:1", "e:1"] {
+        let n = probed.get(other).copied().unwrap_or(0);
+        assert!(n >= 4, "{other} probed only {n} times: {probed:?}");
+    }
+    assert!(x.members().all(|m| m.state() == State::Alive));
 }

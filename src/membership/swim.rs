@@ -185,6 +185,10 @@ pub struct Swim {
     probe_index: usize,
     /// Members hinted unreachable, probed before the round-robin continues.
     hinted: Vec<String>,
+    /// The round in which each member was last probed because of a hint.
+    hint_probed: HashMap<String, u64>,
+    /// Whether the current probe's target came from `hinted`.
+    probe_was_hinted: bool,
     seq: u64,
     round: u64,
     probe: Option<Probe>,
@@ -225,6 +229,8 @@ impl Swim {
             probe_order: Vec::new(),
             probe_index: 0,
             hinted: Vec::new(),
+            hint_probed: HashMap::new(),
+            probe_was_hinted: false,
             seq: 0,
             round: 0,
             probe: None,
@@ -461,6 +467,9 @@ impl Swim {
         let horizon = self.now.saturating_sub(self.config.dead_reclaim_ms);
         self.members
             .retain(|_, m| m.state().is_live() || m.last_change_ms >= horizon);
+        let members = &self.members;
+        self.hint_probed
+            .retain(|name, _| members.contains_key(name));
     }
 
     /// Something outside SWIM (a peer connection reset or refused) suggests that

@@ -38,11 +38,17 @@ impl Swim {
     }
 
     pub(super) fn next_target(&mut self) -> Option<String> {
-        while !self.hinted.is_empty() {
+        // Hinted members take at most every other period, so the round-robin
+        // (and its bound on detection time) goes on whatever the hints say.
+        let take_hinted = !self.probe_was_hinted;
+        self.probe_was_hinted = false;
+        while take_hinted && !self.hinted.is_empty() {
             let name = self
                 .hinted
                 .swap_remove(self.rng.gen_range(0..self.hinted.len()));
             if self.members.get(&name).is_some_and(|m| m.state().is_live()) {
+                self.probe_was_hinted = true;
+                self.hint_probed.insert(name.clone(), self.round);
                 return Some(name);
             }
         }
@@ -149,9 +155,17 @@ impl Swim {
     /// round-robin continues. Only the order changes: the verdict still comes
     /// from a probe. With several hinted members each period picks one at random,
     /// so that members hinted together are probed first by different members.
+    /// A member probed because of a hint is not probed for another hint until a
+    /// round-robin cycle (one period per live member) has passed, so a member
+    /// whose peer port keeps refusing costs at most one extra probe per cycle.
     pub(super) fn probe_next(&mut self, name: &str) {
+        let cycle = self.live_count() as u64;
         if self.probe.as_ref().is_some_and(|p| p.target == name)
             || self.hinted.iter().any(|h| h == name)
+            || self
+                .hint_probed
+                .get(name)
+                .is_some_and(|&round| self.round < round + cycle)
             || self
                 .members
                 .get(name)
