@@ -89,6 +89,24 @@ mix_args() {
   esac
 }
 
+# Suspicions counted by a cluster's nodes so far (a cluster not started: empty).
+cluster_suspicions() {
+  local first n present total=0 c p
+  case $1 in
+    n1) first=9100; n=3; present=${TARGETS[n1]:-} ;;
+    n3) first=9200; n=3; present=${TARGETS[n3]:-} ;;
+    n24) first=9300; n=24; present=${TARGETS[n24]:-}${TARGETS[n24t]:-} ;;
+  esac
+  [ -n "$present" ] || return 0
+  for p in $(seq "$first" $((first + n - 1))); do
+    c=$(curl -s --max-time 2 "http://127.0.0.1:$p/metrics" | awk '/^swimkv_swim_suspicions_total /{print $2}')
+    total=$((total + ${c:-0}))
+  done
+  echo "$total"
+}
+declare -A SUSPICIONS_BEFORE
+for s in n1 n3 n24; do SUSPICIONS_BEFORE[$s]=$(cluster_suspicions "$s"); done
+
 for round in $(seq 1 "$ROUNDS"); do
   for w in $WORKLOADS; do
     for s in $SYSTEMS; do
@@ -104,18 +122,9 @@ done
 
 # DESIGN section 8: no member may ever be suspected under load.
 for s in n1 n3 n24; do
-  case $s in
-    n1) first=9100; n=3; present=${TARGETS[n1]:-} ;;
-    n3) first=9200; n=3; present=${TARGETS[n3]:-} ;;
-    n24) first=9300; n=24; present=${TARGETS[n24]:-}${TARGETS[n24t]:-} ;;
-  esac
-  [ -n "$present" ] || continue
-  total=0
-  for p in $(seq "$first" $((first + n - 1))); do
-    c=$(curl -s --max-time 2 "http://127.0.0.1:$p/metrics" | awk '/^swimkv_swim_suspicions_total /{print $2}')
-    total=$((total + ${c:-0}))
-  done
-  echo "suspicions during the run, summed over the $s nodes: $total"
+  [ -n "${SUSPICIONS_BEFORE[$s]:-}" ] || continue
+  after=$(cluster_suspicions "$s")
+  echo "members suspected during the measured runs, summed over the $s nodes: $((after - SUSPICIONS_BEFORE[$s]))"
 done
 
 echo

@@ -4,6 +4,12 @@
 //! membership), so every subscriber exists before its publisher. Listeners (HTTP,
 //! SWIM UDP on the HTTP port number, peer RPC) are bound before anything starts,
 //! so a port in use is a one-line error and nothing runs half-started.
+//!
+//! Threads: SWIM gets an arbiter of its own; every other actor, the peer RPC
+//! server and the signal handler start lazily from the HTTP App factory, on the
+//! arbiter of whichever HTTP worker builds its App first, once the server runs.
+//! Invariant: if that arbiter or the HTTP server ends, the process ends (a node
+//! answering SWIM without storage behind it would never be declared dead).
 
 use crate::api::{self, AppState};
 use crate::config::Config;
@@ -281,17 +287,24 @@ struct Boot {
 }
 
 impl Boot {
-    /// The handlers' state; the first call (on the first HTTP worker's arbiter)
-    /// starts every actor but SWIM's there, with the peer RPC server.
+    /// The handlers' state; the first call (on the arbiter of the HTTP worker that
+    /// builds its App first) starts every actor but SWIM's there, with the peer RPC
+    /// server. A later call that finds those actors gone (their worker stopped)
+    /// stops the process: SWIM alone would keep a node without storage alive.
     fn state(&mut self) -> Option<web::Data<AppState>> {
         if self.state.is_none() {
-            let (Some(udp), Some(peer_listener)) = (self.udp.take(), self.peer_listener.take())
-            else {
-                return None;
-            };
-            self.state = Some(self.start(udp, peer_listener));
+            if let (Some(udp), Some(peer_listener)) = (self.udp.take(), self.peer_listener.take()) {
+                self.state = Some(self.start(udp, peer_listener));
+            }
         }
-        self.state.clone()
+        match &self.state {
+            Some(state) if state.get.connected() => Some(state.clone()),
+            _ => {
+                log::error!("the node's actors are gone (their HTTP worker stopped): stopping");
+                System::current().stop_with_code(1);
+                None
+            }
+        }
     }
 
     fn start(
@@ -339,6 +352,15 @@ impl Boot {
         }
         .start();
         actix::spawn(stop_on_signal(control.clone().recipient()));
+        log::info!(
+            "node {} serving HTTP and SWIM on port {}, peer RPC on port {}, N={} R={} W={}",
+            self.name,
+            config.http_port,
+            config.peer_port,
+            config.replication.n,
+            config.replication.r,
+            config.replication.w
+        );
         web::Data::new(actors.app_state(config, Some(control.recipient())))
     }
 }
@@ -389,16 +411,12 @@ async fn start(config: Config) -> Result<(), StartError> {
     .map_err(|e| bind_error("HTTP", &http_addr, e))?
     .run();
     actix::spawn(async move {
+        // The node's actors live on an HTTP worker: without the server, stop.
         if let Err(e) = server.await {
-            log::error!("HTTP server failed: {e}");
+            log::error!("HTTP server failed: {e}; stopping");
+            System::current().stop_with_code(1);
         }
     });
-    log::info!(
-        "node {name} serving HTTP and SWIM on {http_addr}, peer RPC on {peer_addr}, N={} R={} W={}",
-        config.replication.n,
-        config.replication.r,
-        config.replication.w
-    );
     Ok(())
 }
 

@@ -1,6 +1,8 @@
 //! The SWIM failure detector and membership protocol with Lifeguard, as a pure core.
 //!
-//! One member is probed per protocol period in a shuffled round-robin order. A
+//! One member is probed per protocol period in a shuffled round-robin order; a
+//! member hinted unreachable from outside (a refused or broken peer connection)
+//! may take every other period's probe, at most once per round-robin cycle. A
 //! probe that gets no ack within the probe timeout is retried indirectly through k
 //! helpers (ping-req), who answer with a nack when the target stays silent. A probe
 //! still unanswered when the next period starts makes the target suspect; a suspect

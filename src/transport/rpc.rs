@@ -4,6 +4,9 @@
 //! A client keeps one connection per peer, opened on first use and re-opened after
 //! a failure; what is queued for a peer is written together and flushed once. A
 //! server answers each request as soon as its handler finishes, in any order.
+//! A connection that cannot be opened or breaks calls the client's
+//! `on_unreachable` hook with the peer's address, once until a connection to that
+//! peer opens again (a failure-detection hint for SWIM).
 //!
 //! Invariants: every call resolves exactly once (answer, error or the caller's
 //! timeout); a frame over the size limit, of another cluster or malformed closes
@@ -12,7 +15,7 @@
 use super::wire::{self, Kind, Seal};
 use bytes::{Bytes, BytesMut};
 use futures_util::{SinkExt, StreamExt};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -191,7 +194,34 @@ pub struct RpcClient {
     max_frame: usize,
     peers: Arc<Mutex<HashMap<String, mpsc::UnboundedSender<Call>>>>,
     counters: Arc<RpcCounters>,
-    unreachable: Arc<OnceLock<UnreachableHook>>,
+    unreachable: Arc<Unreachable>,
+}
+
+/// The unreachable hook and the peers it was told about since their last
+/// successful connection (each failure streak is reported once).
+#[derive(Default)]
+struct Unreachable {
+    hook: OnceLock<UnreachableHook>,
+    told: Mutex<HashSet<String>>,
+}
+
+impl Unreachable {
+    fn failed(&self, addr: &str) {
+        let first = self
+            .told
+            .lock()
+            .map(|mut told| told.insert(addr.to_string()))
+            .unwrap_or(false);
+        if let (true, Some(hook)) = (first, self.hook.get()) {
+            hook(addr);
+        }
+    }
+
+    fn connected(&self, addr: &str) {
+        if let Ok(mut told) = self.told.lock() {
+            told.remove(addr);
+        }
+    }
 }
 
 impl RpcClient {
@@ -202,14 +232,15 @@ impl RpcClient {
             max_frame,
             peers: Arc::new(Mutex::new(HashMap::new())),
             counters,
-            unreachable: Arc::new(OnceLock::new()),
+            unreachable: Arc::new(Unreachable::default()),
         }
     }
 
-    /// Calls `hook` with the address of every peer whose connection fails to open
-    /// or breaks (set once, for this client and all its clones).
+    /// Calls `hook` with the address of a peer whose connection fails to open or
+    /// breaks, once per failure streak: not again until a connection to that peer
+    /// has opened (set once, for this client and all its clones).
     pub fn on_unreachable(&self, hook: UnreachableHook) {
-        let _ = self.unreachable.set(hook);
+        let _ = self.unreachable.hook.set(hook);
     }
 
     /// Sends `payload` to the peer at `addr` (`host:port`) and resolves with its answer.
@@ -260,15 +291,14 @@ async fn run_peer(
     max_frame: usize,
     mut rx: mpsc::UnboundedReceiver<Call>,
     counters: Arc<RpcCounters>,
-    unreachable: Arc<OnceLock<UnreachableHook>>,
+    unreachable: Arc<Unreachable>,
 ) {
-    let hint = |addr: &str| {
-        if let Some(hook) = unreachable.get() {
-            hook(addr);
-        }
-    };
+    let hint = |addr: &str| unreachable.failed(addr);
     let stream = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&addr)).await {
-        Ok(Ok(s)) => s,
+        Ok(Ok(s)) => {
+            unreachable.connected(&addr);
+            s
+        }
         Ok(Err(e)) => {
             hint(&addr);
             return fail_all(&mut rx, HashMap::new(), &e.to_string());
@@ -446,8 +476,14 @@ mod tests {
         let addr = listener.local_addr().expect("addr").to_string();
         drop(listener);
         let (client, seen) = recording_client();
-        assert!(client.call(&addr, Bytes::from_static(b"x")).await.is_err());
-        assert_eq!(*seen.lock().expect("lock"), vec![addr]);
+        for _ in 0..3 {
+            assert!(client.call(&addr, Bytes::from_static(b"x")).await.is_err());
+        }
+        assert_eq!(
+            *seen.lock().expect("lock"),
+            vec![addr],
+            "one hint per failure streak, not one per call"
+        );
     }
 
     #[tokio::test]
@@ -456,23 +492,19 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let closing = listener.local_addr().expect("addr").to_string();
         tokio::spawn(async move {
-            // Accept, then drop the connection: what the kernel does for a killed peer.
-            let _ = listener.accept().await;
+            // Accept, then drop each connection: what the kernel does for a killed
+            // peer (twice: a connection that opened ends the first failure streak).
+            for _ in 0..2 {
+                let _ = listener.accept().await;
+            }
         });
         let (client, seen) = recording_client();
-        assert!(client
-            .call(&healthy, Bytes::from_static(b"a"))
-            .await
-            .is_ok());
-        assert!(client
-            .call(&closing, Bytes::from_static(b"b"))
-            .await
-            .is_err());
-        assert!(client
-            .call(&healthy, Bytes::from_static(b"c"))
-            .await
-            .is_ok());
-        assert_eq!(*seen.lock().expect("lock"), vec![closing]);
+        let call = |addr: &str, body: &'static [u8]| client.call(addr, Bytes::from_static(body));
+        assert!(call(&healthy, b"a").await.is_ok());
+        assert!(call(&closing, b"b").await.is_err());
+        assert!(call(&healthy, b"c").await.is_ok());
+        assert!(call(&closing, b"d").await.is_err());
+        assert_eq!(*seen.lock().expect("lock"), vec![closing.clone(), closing]);
     }
 
     #[tokio::test]

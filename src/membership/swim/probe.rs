@@ -1,7 +1,9 @@
-//! Probing: one member per protocol period in shuffled round-robin order, the
-//! ping-req round through helpers, and the verdict when the next period starts
-//! (an unanswered probe makes its target suspect; helpers' nacks confirm it).
-//! Pure, like the rest of the core.
+//! Probing: one member per protocol period in shuffled round-robin order (hinted
+//! members first, at most every other period and once per member per cycle, so
+//! the round-robin advances at least every other period), the ping-req round
+//! through helpers, and the verdict when the next period starts (an unanswered
+//! probe makes its target suspect; helpers' nacks confirm it). Pure, like the
+//! rest of the core.
 
 use super::*;
 
@@ -38,8 +40,8 @@ impl Swim {
     }
 
     pub(super) fn next_target(&mut self) -> Option<String> {
-        // Hinted members take at most every other period, so the round-robin
-        // (and its bound on detection time) goes on whatever the hints say.
+        // Hinted members take at most every other period, so the round-robin goes
+        // on whatever the hints say, at worst at half speed (detection stays bounded).
         let take_hinted = !self.probe_was_hinted;
         self.probe_was_hinted = false;
         while take_hinted && !self.hinted.is_empty() {
@@ -160,7 +162,10 @@ impl Swim {
     /// whose peer port keeps refusing costs at most one extra probe per cycle.
     pub(super) fn probe_next(&mut self, name: &str) {
         let cycle = self.live_count() as u64;
-        if self.probe.as_ref().is_some_and(|p| p.target == name)
+        if self
+            .probe
+            .as_ref()
+            .is_some_and(|p| p.target == name && !p.acked)
             || self.hinted.iter().any(|h| h == name)
             || self
                 .hint_probed
