@@ -1,0 +1,166 @@
+//! Starting a node process: bind every listener first (a port in use is a
+//! one-line error), start SWIM on its own arbiter, then start every other actor,
+//! the peer RPC server and the signal handler from the HTTP App factory, on the
+//! arbiter of the HTTP worker that builds its App first.
+//!
+//! Invariant: if that arbiter or the HTTP server ends, the process ends (a node
+//! answering SWIM without storage behind it would never be declared dead).
+
+use super::control::{stop_on_signal, Control};
+use super::{bind_error, replica_handler, start_actors, Actors, StartError};
+use crate::api::{self, AppState};
+use crate::config::Config;
+use crate::transport::rpc;
+use actix::prelude::*;
+use actix_web::{middleware, web, App, HttpServer};
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Runs a node until it is stopped (leave, SIGTERM or SIGINT).
+pub fn run(config: Config) -> Result<(), StartError> {
+    let system = System::new();
+    system.block_on(start(config))?;
+    system
+        .run()
+        .map_err(|e| StartError(format!("actor system failed: {e}")))
+}
+
+/// What the first HTTP worker needs to start the node's actors on its own thread.
+struct Boot {
+    config: Config,
+    name: String,
+    generation: u64,
+    udp: Option<std::net::UdpSocket>,
+    peer_listener: Option<std::net::TcpListener>,
+    swim_arbiter: ArbiterHandle,
+    state: Option<web::Data<AppState>>,
+}
+
+impl Boot {
+    /// The handlers' state; the first call (on the arbiter of the HTTP worker that
+    /// builds its App first) starts every actor but SWIM's there, with the peer RPC
+    /// server. A later call that finds those actors gone (their worker stopped)
+    /// stops the process: SWIM alone would keep a node without storage alive.
+    fn state(&mut self) -> Option<web::Data<AppState>> {
+        if self.state.is_none() {
+            if let (Some(udp), Some(peer_listener)) = (self.udp.take(), self.peer_listener.take()) {
+                self.state = Some(self.start(udp, peer_listener));
+            }
+        }
+        match &self.state {
+            Some(state) if state.get.connected() => Some(state.clone()),
+            _ => {
+                log::error!("the node's actors are gone (their HTTP worker stopped): stopping");
+                System::current().stop_with_code(1);
+                None
+            }
+        }
+    }
+
+    fn start(
+        &self,
+        udp: std::net::UdpSocket,
+        peer_listener: std::net::TcpListener,
+    ) -> web::Data<AppState> {
+        let config = &self.config;
+        let seed = self.generation ^ crate::replication::actor::node_tiebreak(&self.name);
+        let actors = start_actors(
+            config,
+            self.name.clone(),
+            self.generation,
+            seed,
+            udp,
+            Some(&self.swim_arbiter),
+        );
+        let Actors {
+            seal,
+            storage,
+            stabilizer,
+            membership,
+            rpc_counters,
+            ..
+        } = actors.clone();
+        match tokio::net::TcpListener::from_std(peer_listener) {
+            Ok(listener) => {
+                actix::spawn(rpc::serve(
+                    listener,
+                    seal,
+                    config.limits.max_frame_bytes,
+                    replica_handler(storage.recipient(), stabilizer.clone().recipient()),
+                    rpc_counters,
+                ));
+            }
+            Err(e) => {
+                log::error!("peer RPC listener unusable: {e}");
+                System::current().stop_with_code(2);
+            }
+        }
+        let control = Control::new(stabilizer.recipient(), membership.recipient()).start();
+        actix::spawn(stop_on_signal(control.clone().recipient()));
+        log::info!(
+            "node {} serving HTTP and SWIM on port {}, peer RPC on port {}, N={} R={} W={}",
+            self.name,
+            config.http_port,
+            config.peer_port,
+            config.replication.n,
+            config.replication.r,
+            config.replication.w
+        );
+        web::Data::new(actors.app_state(config, Some(control.recipient())))
+    }
+}
+
+async fn start(config: Config) -> Result<(), StartError> {
+    let name = config.node_name();
+    let http_addr = format!("{}:{}", config.bind_host, config.http_port);
+    let peer_addr = format!("{}:{}", config.bind_host, config.peer_port);
+    let udp = std::net::UdpSocket::bind(&http_addr)
+        .map_err(|e| bind_error("SWIM (UDP)", &http_addr, e))?;
+    let peer_listener = std::net::TcpListener::bind(&peer_addr)
+        .and_then(|l| l.set_nonblocking(true).map(|()| l))
+        .map_err(|e| bind_error("peer RPC", &peer_addr, e))?;
+    let generation = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    // SWIM runs on an arbiter (thread) of its own, so that client and replica
+    // traffic never delays an ack past the probe timeout. Everything else runs on
+    // the first HTTP worker's thread: a request is parsed, coordinated, served
+    // from the local store and answered without changing threads, and peer
+    // requests are served on that thread too (one wake-up per message, no
+    // hand-over between threads: see README, Performance).
+    let swim_arbiter = Arbiter::new();
+    let boot = Arc::new(Mutex::new(Boot {
+        config: config.clone(),
+        name: name.clone(),
+        generation,
+        udp: Some(udp),
+        peer_listener: Some(peer_listener),
+        swim_arbiter: swim_arbiter.handle(),
+        state: None,
+    }));
+    let server = HttpServer::new(move || {
+        let state = match boot.lock() {
+            Ok(mut boot) => boot.state(),
+            Err(poisoned) => poisoned.into_inner().state(),
+        };
+        let mut app = App::new();
+        if let Some(state) = state {
+            app = app.app_data(state);
+        }
+        app.wrap(middleware::from_fn(api::record_metrics))
+            .configure(api::configure)
+    })
+    .workers(config.http_workers)
+    .disable_signals()
+    .bind(&http_addr)
+    .map_err(|e| bind_error("HTTP", &http_addr, e))?
+    .run();
+    actix::spawn(async move {
+        // The node's actors live on an HTTP worker: without the server, stop.
+        if let Err(e) = server.await {
+            log::error!("HTTP server failed: {e}; stopping");
+            System::current().stop_with_code(1);
+        }
+    });
+    Ok(())
+}

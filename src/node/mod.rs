@@ -1,0 +1,223 @@
+//! A whole node: the only place that starts actors and wires them together.
+//!
+//! Start order follows the dependency arrows (storage, replication, ring,
+//! membership), so every subscriber exists before its publisher. Listeners (HTTP,
+//! SWIM UDP on the HTTP port number, peer RPC) are bound before anything starts,
+//! so a port in use is a one-line error and nothing runs half-started.
+//!
+//! Threads: SWIM gets an arbiter of its own; every other actor, the peer RPC
+//! server and the signal handler start lazily from the HTTP App factory, on the
+//! arbiter of whichever HTTP worker builds its App first, once the server runs.
+//! Invariant: if that arbiter or the HTTP server ends, the process ends (a node
+//! answering SWIM without storage behind it would never be declared dead).
+//!
+//! Files: this one wires the actors (`start_actors`, shared by the binary and the
+//! service tests) and answers peer requests; `boot.rs` starts a node process;
+//! `control.rs` is the graceful leave.
+
+mod boot;
+mod control;
+
+pub use boot::run;
+pub use control::{Control, GracefulLeave};
+
+use crate::api::AppState;
+use crate::config::Config;
+use crate::membership::actor::{LiveMember, MembershipActor, PeerUnreachable};
+use crate::membership::swim::Swim;
+use crate::metrics::Metrics;
+use crate::replication::actor::ReplicationActor;
+use crate::replication::message::{ReplicaRequest, ReplicaResponse};
+use crate::replication::peer::encode_response;
+use crate::replication::stabilizer::{PeerSynced, StabilizerActor, StorageLinks};
+use crate::ring::actor::RingActor;
+use crate::storage::actor::{LocalOp, StorageActor};
+use crate::transport::rpc::{Handler as RpcHandler, RpcClient, RpcCounters};
+use crate::transport::udp::UdpCounters;
+use crate::transport::wire::Seal;
+use actix::prelude::*;
+use bytes::Bytes;
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Why a node could not start.
+#[derive(Debug)]
+pub struct StartError(pub String);
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn bind_error(what: &str, addr: &str, e: std::io::Error) -> StartError {
+    if e.kind() == std::io::ErrorKind::AddrInUse {
+        StartError(format!(
+            "cannot listen for {what} on {addr}: address already in use"
+        ))
+    } else {
+        StartError(format!("cannot listen for {what} on {addr}: {e}"))
+    }
+}
+
+/// Answers peer requests: `Synced` goes to the stabilizer, the rest to storage.
+fn replica_handler(storage: Recipient<LocalOp>, stabilizer: Recipient<PeerSynced>) -> RpcHandler {
+    Arc::new(move |payload: Bytes| {
+        let storage = storage.clone();
+        let stabilizer = stabilizer.clone();
+        Box::pin(async move {
+            let response = match postcard::from_bytes::<ReplicaRequest>(&payload) {
+                Ok(ReplicaRequest::Synced { from, fingerprint }) => {
+                    stabilizer.do_send(PeerSynced { from, fingerprint });
+                    ReplicaResponse::Written
+                }
+                Ok(request) => storage
+                    .send(LocalOp(request))
+                    .await
+                    .unwrap_or_else(|e| ReplicaResponse::Error(format!("storage: {e}"))),
+                Err(_) => ReplicaResponse::Error("undecodable request".into()),
+            };
+            encode_response(&response)
+        })
+    })
+}
+
+/// The actors of one node, started and wired (see [`start_actors`]).
+#[derive(Clone)]
+pub struct Actors {
+    /// The node's member name.
+    pub name: String,
+    /// How envelopes are sealed and opened (cluster tag, secret).
+    pub seal: Seal,
+    /// Local store.
+    pub storage: Addr<StorageActor>,
+    /// Quorum coordinator.
+    pub replication: Addr<ReplicationActor>,
+    /// Handoff, transitions, anti-entropy.
+    pub stabilizer: Addr<StabilizerActor>,
+    /// The ring.
+    pub ring: Addr<RingActor>,
+    /// SWIM.
+    pub membership: Addr<MembershipActor>,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// Peer RPC counters (shared by the client and the server).
+    pub rpc_counters: Arc<RpcCounters>,
+}
+
+/// Starts storage, replication, stabilizer, ring and membership and wires them,
+/// in the order of the dependency arrows so that every subscriber exists before
+/// its publisher. SWIM runs on `swim_arbiter` when given, else on the current one.
+pub fn start_actors(
+    config: &Config,
+    name: String,
+    generation: u64,
+    seed: u64,
+    udp: std::net::UdpSocket,
+    swim_arbiter: Option<&ArbiterHandle>,
+) -> Actors {
+    let seal = Seal::new(&config.cluster_id, config.cluster_secret.as_deref());
+    let udp_counters = Arc::new(UdpCounters::default());
+    let rpc_counters = Arc::new(RpcCounters::default());
+    let metrics = Metrics::new(udp_counters.clone(), rpc_counters.clone());
+    let storage = StorageActor::new(metrics.clone(), config.replication.tombstone_grace_ms).start();
+    let rpc_client = RpcClient::new(seal, config.limits.max_frame_bytes, rpc_counters.clone());
+    let replication = ReplicationActor::new(
+        name.clone(),
+        config.replication.clone(),
+        storage.clone().recipient(),
+        rpc_client.clone(),
+        metrics.clone(),
+        config.stabilize.max_hints,
+    )
+    .start();
+    let stabilizer = StabilizerActor::new(
+        name.clone(),
+        config.replication.n,
+        config.stabilize.clone(),
+        StorageLinks {
+            op: storage.clone().recipient(),
+            page: storage.clone().recipient(),
+            drop: storage.clone().recipient(),
+        },
+        rpc_client.clone(),
+        replication.clone().recipient(),
+        metrics.clone(),
+        Duration::from_millis(config.replication.request_timeout_ms),
+    )
+    .start();
+    let me = LiveMember {
+        name: name.clone(),
+        peer_addr: format!("{}:{}", config.advertise_host, config.peer_port),
+    };
+    let ring = RingActor::new(
+        me,
+        config.vnodes,
+        vec![stabilizer.clone().recipient()],
+        metrics.clone(),
+    )
+    .start();
+    let swim = Swim::new(
+        name.clone(),
+        generation,
+        config.peer_port,
+        config.swim.clone(),
+        config.swim.max_datagram_bytes - seal.overhead(),
+        StdRng::seed_from_u64(seed),
+    );
+    let membership = MembershipActor::new(
+        swim,
+        udp,
+        seal,
+        config.introducers.clone(),
+        vec![ring.clone().recipient()],
+        udp_counters,
+        metrics.clone(),
+    );
+    let membership = match swim_arbiter {
+        Some(arbiter) => MembershipActor::start_in_arbiter(arbiter, move |_| membership),
+        None => membership.start(),
+    };
+    // A refused or broken peer connection (a killed process's sockets close at
+    // once) makes SWIM probe that member next instead of at its round-robin turn.
+    let hinted = membership.clone();
+    rpc_client.on_unreachable(Arc::new(move |addr: &str| {
+        hinted.do_send(PeerUnreachable {
+            peer_addr: addr.to_string(),
+        });
+    }));
+    Actors {
+        name,
+        seal,
+        storage,
+        replication,
+        stabilizer,
+        ring,
+        membership,
+        metrics,
+        rpc_counters,
+    }
+}
+
+impl Actors {
+    /// What the HTTP handlers need; `leave` absent where a leave must not stop the process.
+    pub fn app_state(&self, config: &Config, leave: Option<Recipient<GracefulLeave>>) -> AppState {
+        AppState {
+            node: self.name.clone(),
+            introducers: config.introducers.len(),
+            get: self.replication.clone().recipient(),
+            put: self.replication.clone().recipient(),
+            members: self.membership.clone().recipient(),
+            leave,
+            ring: self.ring.clone().recipient(),
+            local: self.storage.clone().recipient(),
+            limits: config.limits.clone(),
+            replication: config.replication.clone(),
+            metrics: self.metrics.clone(),
+            inflight: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+}
