@@ -11,9 +11,9 @@
 //! Invariant: if that arbiter or the HTTP server ends, the process ends (a node
 //! answering SWIM without storage behind it would never be declared dead).
 //!
-//! Files: this one (`node.rs`) wires the actors (`start_actors`, shared by the binary and the
-//! service tests) and answers peer requests; `node/boot.rs` starts a node process;
-//! `node/control.rs` is the graceful leave.
+//! Files: this one wires the actors (`start_actors`, shared by the binary and
+//! the service tests) and answers peer requests; `node/boot.rs` starts a node
+//! process; `node/control.rs` is the graceful leave.
 
 mod boot;
 mod control;
