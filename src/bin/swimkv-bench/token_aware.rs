@@ -19,6 +19,8 @@ use std::time::Duration;
 
 use swimkv::ring::ring::Ring;
 
+use crate::response::parse_response;
+
 /// What the bench needs of `GET /cluster/ring`.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct RingView {
@@ -44,18 +46,18 @@ pub(crate) fn fetch_ring(
     parse_ring(&response).map_err(|e| format!("--token-aware: {host}: {e}"))
 }
 
-/// Parses a whole HTTP response carrying the `/cluster/ring` JSON body.
+/// Parses a whole HTTP response (read to the connection's close) carrying the
+/// `/cluster/ring` JSON body, with the bench's own response parser.
 pub(crate) fn parse_ring(response: &[u8]) -> Result<RingView, String> {
-    let text = std::str::from_utf8(response).map_err(|_| "response is not UTF-8".to_string())?;
-    let (head, body) = text
-        .split_once("\r\n\r\n")
+    let mut body = Vec::new();
+    let meta = parse_response(response, true, &mut body)
+        .map_err(|e| format!("bad HTTP response: {e}"))?
         .ok_or_else(|| "truncated HTTP response".to_string())?;
-    if !head.starts_with("HTTP/1.1 200") {
-        let status = head.lines().next().unwrap_or_default();
-        return Err(format!("/cluster/ring answered {status:?}"));
+    if meta.status != 200 {
+        return Err(format!("/cluster/ring answered {}", meta.status));
     }
     let json: serde_json::Value =
-        serde_json::from_str(body).map_err(|e| format!("/cluster/ring is not JSON: {e}"))?;
+        serde_json::from_slice(&body).map_err(|e| format!("/cluster/ring is not JSON: {e}"))?;
     let members = json["members"]
         .as_array()
         .ok_or_else(|| "/cluster/ring has no members".to_string())?
@@ -166,6 +168,12 @@ mod tests {
         );
         assert!(parse_ring(b"HTTP/1.1 503 Service Unavailable\r\n\r\n{}").is_err());
         assert!(parse_ring(b"HTTP/1.1 200 OK\r\n\r\n{\"members\":[]}").is_err());
+        // A chunked answer is decoded, not taken for the JSON itself.
+        let chunked = format!(
+            "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n{:x}\r\n{body}\r\n0\r\n\r\n",
+            body.len()
+        );
+        assert!(parse_ring(chunked.as_bytes()).is_ok());
         assert!(parse_ring(b"garbage").is_err());
     }
 }
