@@ -1,8 +1,8 @@
 //! Node configuration: every tunable of a swimkv node in one plain struct.
 //!
 //! Invariants: a `Config` that passed [`Config::validate`] has R, W <= N, R + W > N
-//! (unless `allow_weak_quorum`), non-zero virtual nodes and limits, and a probe
-//! timeout shorter than the protocol period. The CLI (`cli.rs`) builds it from flags
+//! and 2W > N (unless `allow_weak_quorum`), non-zero virtual nodes and limits, and
+//! a probe timeout shorter than the protocol period. The CLI (`cli.rs`) builds it from flags
 //! and `SWIMKV_*` environment variables; tests use [`Config::for_test`].
 
 use std::fmt;
@@ -79,6 +79,10 @@ pub struct ReplicationConfig {
     /// A read asks R replicas first and the others when they have not all
     /// answered after this long, in milliseconds (speculative retry).
     pub speculative_retry_ms: u64,
+    /// Versions more than this far ahead of a node's wall clock are refused by
+    /// replicas and never observed by coordinators; a node whose clock is this far
+    /// from most of its peers' refuses writes, in milliseconds.
+    pub max_clock_offset_ms: u64,
 }
 
 impl Default for ReplicationConfig {
@@ -91,6 +95,7 @@ impl Default for ReplicationConfig {
             request_timeout_ms: 2000,
             tombstone_grace_ms: 86_400_000,
             speculative_retry_ms: 100,
+            max_clock_offset_ms: 500,
         }
     }
 }
@@ -162,6 +167,10 @@ pub struct Config {
     pub peer_port: u16,
     /// Introducers to join through (`host:port` of their HTTP/UDP port).
     pub introducers: Vec<String>,
+    /// A node started without introducers waits this long, in milliseconds, for
+    /// members of an existing cluster that have it as their seed to contact it,
+    /// before it serves as the first node of a new cluster.
+    pub first_node_wait_ms: u64,
     /// Cluster id: nodes only talk to nodes with the same id.
     pub cluster_id: String,
     /// Cluster secret: when set, every datagram and peer frame carries a MAC keyed
@@ -193,6 +202,7 @@ impl Config {
             http_port,
             peer_port: http_port.wrapping_add(PEER_PORT_OFFSET),
             introducers: Vec::new(),
+            first_node_wait_ms: 2_000,
             cluster_id: "swimkv".to_string(),
             cluster_secret: None,
             vnodes: 64,
@@ -211,6 +221,7 @@ impl Config {
         c.replication.r = 1;
         c.replication.w = 1;
         c.http_workers = 1;
+        c.first_node_wait_ms = 0;
         c
     }
 
@@ -239,6 +250,12 @@ impl Config {
             return bad(format!(
                 "R + W must exceed N for reads to see acknowledged writes (N={}, R={}, W={}); pass --allow-weak-quorum to accept it",
                 r.n, r.r, r.w
+            ));
+        }
+        if 2 * r.w <= r.n && !r.allow_weak_quorum {
+            return bad(format!(
+                "2W must exceed N for a write acknowledged after another one to win (N={}, W={}); pass --allow-weak-quorum to accept it",
+                r.n, r.w
             ));
         }
         if self.vnodes == 0 {
@@ -352,6 +369,18 @@ mod tests {
         c.replication.w = 1;
         let err = c.validate().expect_err("R+W<=N must be refused");
         assert!(err.0.contains("--allow-weak-quorum"), "{err}");
+        c.replication.allow_weak_quorum = true;
+        assert_eq!(c.validate(), Ok(()));
+    }
+
+    #[test]
+    fn write_quorums_that_do_not_intersect_need_explicit_consent() {
+        let mut c = Config::new(8080);
+        c.replication.n = 4;
+        c.replication.r = 3;
+        c.replication.w = 2;
+        let err = c.validate().expect_err("2W <= N must be refused");
+        assert!(err.0.contains("2W must exceed N"), "{err}");
         c.replication.allow_weak_quorum = true;
         assert_eq!(c.validate(), Ok(()));
     }

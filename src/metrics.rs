@@ -48,6 +48,20 @@ pub struct StateLabels {
     pub state: &'static str,
 }
 
+/// Labels naming a member.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MemberLabels {
+    /// Member name.
+    pub member: String,
+}
+
+/// Labels naming a peer.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PeerLabels {
+    /// Peer name.
+    pub peer: String,
+}
+
 fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.000_05, 2.0, 18))
 }
@@ -89,8 +103,36 @@ pub struct Metrics {
     pub keys_live: Gauge,
     /// Keys streamed to other nodes by rebalancing and re-replication.
     pub rebalance_keys_moved: Counter,
-    /// Keys that still have to be streamed by the current rebalance.
-    pub rebalance_keys_pending: Gauge,
+    /// Keys handed off, by receiving member.
+    pub handoff_keys: Family<MemberLabels, Counter>,
+    /// Members of the current ring that have not reported their handoff yet.
+    pub transition_waiting: Gauge,
+    /// 1 while this node is a pending replica (still receiving its handoff).
+    pub pending_replica: Gauge,
+    /// Ring members that are pending replicas, as this node sees them.
+    pub pending_members: Gauge,
+    /// Reads this replica answered "not authoritative".
+    pub reads_not_authoritative: Counter,
+    /// Writes answered 503 because fewer live replicas than W could be found.
+    pub writes_without_live_quorum: Counter,
+    /// Client writes this replica refused because it held a newer version.
+    pub writes_refused_stale: Counter,
+    /// Writes this coordinator sent again past a version a replica refused them for.
+    pub writes_retried_stale: Counter,
+    /// Conditional writes this replica refused (the expected version was superseded).
+    pub writes_refused_conflict: Counter,
+    /// Conditional writes this coordinator answered 412.
+    pub precondition_failed: Counter,
+    /// Records this replica refused because their version was too far ahead of its clock.
+    pub versions_too_far_ahead: Counter,
+    /// Versions this coordinator did not observe because they were too far ahead of its clock.
+    pub versions_not_observed: Counter,
+    /// Expired values turned into tombstones.
+    pub expired_collected: Counter,
+    /// Estimated clock offset of each peer (its clock minus this node's), in seconds.
+    pub clock_offset: Family<PeerLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    /// 1 while this node's clock is off from most of its peers' (writes refused).
+    pub clock_skewed: Gauge,
     /// Unix time (seconds) the last rebalance completed.
     pub rebalance_last_completion: Gauge,
     /// Keys repaired by anti-entropy (pushed or pulled).
@@ -207,7 +249,21 @@ impl Metrics {
             keys_stored: Gauge::default(),
             keys_live: Gauge::default(),
             rebalance_keys_moved: Counter::default(),
-            rebalance_keys_pending: Gauge::default(),
+            handoff_keys: Family::default(),
+            transition_waiting: Gauge::default(),
+            pending_replica: Gauge::default(),
+            pending_members: Gauge::default(),
+            reads_not_authoritative: Counter::default(),
+            writes_without_live_quorum: Counter::default(),
+            writes_refused_stale: Counter::default(),
+            writes_retried_stale: Counter::default(),
+            writes_refused_conflict: Counter::default(),
+            precondition_failed: Counter::default(),
+            versions_too_far_ahead: Counter::default(),
+            versions_not_observed: Counter::default(),
+            expired_collected: Counter::default(),
+            clock_offset: Family::default(),
+            clock_skewed: Gauge::default(),
             rebalance_last_completion: Gauge::default(),
             anti_entropy_repairs: Counter::default(),
             anti_entropy_rounds: Counter::default(),
@@ -303,9 +359,79 @@ impl Metrics {
             m.rebalance_keys_moved.clone(),
         );
         r.register(
-            "swimkv_rebalance_keys_pending",
-            "Keys waiting to be streamed",
-            m.rebalance_keys_pending.clone(),
+            "swimkv_handoff_keys_sent",
+            "Keys handed off, by receiving member",
+            m.handoff_keys.clone(),
+        );
+        r.register(
+            "swimkv_transition_waiting_members",
+            "Members of the current ring that have not reported their handoff yet",
+            m.transition_waiting.clone(),
+        );
+        r.register(
+            "swimkv_pending_replica",
+            "1 while this node is a pending replica, still receiving its handoff",
+            m.pending_replica.clone(),
+        );
+        r.register(
+            "swimkv_pending_members",
+            "Ring members that are pending replicas",
+            m.pending_members.clone(),
+        );
+        r.register(
+            "swimkv_reads_not_authoritative",
+            "Reads this replica answered 'not authoritative'",
+            m.reads_not_authoritative.clone(),
+        );
+        r.register(
+            "swimkv_writes_refused_no_live_quorum",
+            "Writes answered 503 because fewer live replicas than W could be found",
+            m.writes_without_live_quorum.clone(),
+        );
+        r.register(
+            "swimkv_writes_refused_stale",
+            "Client writes this replica refused because it held a newer version",
+            m.writes_refused_stale.clone(),
+        );
+        r.register(
+            "swimkv_writes_retried_stale",
+            "Writes sent again past the version a replica refused them for",
+            m.writes_retried_stale.clone(),
+        );
+        r.register(
+            "swimkv_writes_refused_conflict",
+            "Conditional writes this replica refused",
+            m.writes_refused_conflict.clone(),
+        );
+        r.register(
+            "swimkv_precondition_failed",
+            "Conditional writes answered 412",
+            m.precondition_failed.clone(),
+        );
+        r.register(
+            "swimkv_versions_refused_too_far_ahead",
+            "Records refused because their version was too far ahead of this clock",
+            m.versions_too_far_ahead.clone(),
+        );
+        r.register(
+            "swimkv_versions_not_observed",
+            "Versions not observed because they were too far ahead of this clock",
+            m.versions_not_observed.clone(),
+        );
+        r.register(
+            "swimkv_expired_collected",
+            "Expired values turned into tombstones",
+            m.expired_collected.clone(),
+        );
+        r.register(
+            "swimkv_clock_offset_seconds",
+            "Estimated clock offset of each peer (its clock minus this node's)",
+            m.clock_offset.clone(),
+        );
+        r.register(
+            "swimkv_clock_skewed",
+            "1 while this node's clock is off from most of its peers' (writes refused)",
+            m.clock_skewed.clone(),
         );
         r.register(
             "swimkv_rebalance_last_completion_seconds",

@@ -23,15 +23,17 @@ pub use control::{Control, GracefulLeave};
 
 use crate::api::AppState;
 use crate::config::Config;
-use crate::membership::actor::{LiveMember, MembershipActor, PeerUnreachable};
+use crate::membership::actor::{MembershipActor, MembershipLinks, PeerUnreachable};
+use crate::membership::member::LiveMember;
 use crate::membership::swim::Swim;
 use crate::metrics::Metrics;
 use crate::replication::actor::ReplicationActor;
 use crate::replication::message::{ReplicaRequest, ReplicaResponse};
 use crate::replication::peer::encode_response;
-use crate::replication::stabilizer::{PeerSynced, StabilizerActor, StorageLinks};
+use crate::replication::stabilizer::{PeerSynced, StabilizerActor, StorageLinks, WireMembership};
 use crate::ring::actor::RingActor;
 use crate::storage::actor::{LocalOp, StorageActor};
+use crate::storage::Replica;
 use crate::transport::rpc::{Handler as RpcHandler, RpcClient, RpcCounters};
 use crate::transport::udp::UdpCounters;
 use crate::transport::wire::Seal;
@@ -39,7 +41,7 @@ use actix::prelude::*;
 use bytes::Bytes;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -85,6 +87,31 @@ fn replica_handler(storage: Recipient<LocalOp>, stabilizer: Recipient<PeerSynced
     })
 }
 
+/// Who a starting node is: its process generation and the store it starts with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Identity {
+    /// This process's generation (its start time in Unix ms; a restart raises it).
+    pub generation: u64,
+    /// The generation of the store it starts with (equal to `generation` for a
+    /// store created empty by this process).
+    pub store: u64,
+    /// Starts as a pending replica: it comes back without its data and joins an
+    /// existing cluster, so it is no authority until its handoff completed.
+    pub pending: bool,
+}
+
+impl Identity {
+    /// A process at `generation` with a new, empty store, pending when it joins
+    /// through introducers.
+    pub fn fresh(generation: u64, joins: bool) -> Identity {
+        Identity {
+            generation,
+            store: generation,
+            pending: joins,
+        }
+    }
+}
+
 /// The actors of one node, started and wired (see [`start_actors`]).
 #[derive(Clone)]
 pub struct Actors {
@@ -106,6 +133,8 @@ pub struct Actors {
     pub metrics: Metrics,
     /// Peer RPC counters (shared by the client and the server).
     pub rpc_counters: Arc<RpcCounters>,
+    /// Set once the node is part of a cluster (see the membership actor).
+    pub joined: Arc<AtomicBool>,
 }
 
 /// Starts storage, replication, stabilizer, ring and membership and wires them,
@@ -114,7 +143,7 @@ pub struct Actors {
 pub fn start_actors(
     config: &Config,
     name: String,
-    generation: u64,
+    identity: Identity,
     seed: u64,
     udp: std::net::UdpSocket,
     swim_arbiter: Option<&ArbiterHandle>,
@@ -123,7 +152,14 @@ pub fn start_actors(
     let udp_counters = Arc::new(UdpCounters::default());
     let rpc_counters = Arc::new(RpcCounters::default());
     let metrics = Metrics::new(udp_counters.clone(), rpc_counters.clone());
-    let storage = StorageActor::new(metrics.clone(), config.replication.tombstone_grace_ms).start();
+    let mut replica = Replica::new(identity.store, config.replication.max_clock_offset_ms);
+    replica.set_authoritative(!identity.pending);
+    let storage = StorageActor::new(
+        replica,
+        metrics.clone(),
+        config.replication.tombstone_grace_ms,
+    )
+    .start();
     let rpc_client = RpcClient::new(seal, config.limits.max_frame_bytes, rpc_counters.clone());
     let replication = ReplicationActor::new(
         name.clone(),
@@ -142,8 +178,11 @@ pub fn start_actors(
             op: storage.clone().recipient(),
             page: storage.clone().recipient(),
             drop: storage.clone().recipient(),
+            authority: storage.clone().recipient(),
+            leaving: storage.clone().recipient(),
         },
         rpc_client.clone(),
+        replication.clone().recipient(),
         replication.clone().recipient(),
         metrics.clone(),
         Duration::from_millis(config.replication.request_timeout_ms),
@@ -152,6 +191,8 @@ pub fn start_actors(
     let me = LiveMember {
         name: name.clone(),
         peer_addr: format!("{}:{}", config.advertise_host, config.peer_port),
+        store: identity.store,
+        pending: identity.pending,
     };
     let ring = RingActor::new(
         me,
@@ -162,27 +203,30 @@ pub fn start_actors(
     .start();
     let swim = Swim::new(
         name.clone(),
-        generation,
+        identity.generation,
         config.peer_port,
         config.swim.clone(),
         config.swim.max_datagram_bytes - seal.overhead(),
         StdRng::seed_from_u64(seed),
-    );
-    let membership = MembershipActor::new(
-        swim,
-        udp,
-        seal,
-        config.introducers.clone(),
-        vec![ring.clone().recipient()],
-        udp_counters,
-        metrics.clone(),
-    );
+    )
+    .with_store(identity.store, identity.pending);
+    let joined = Arc::new(AtomicBool::new(false));
+    let links = MembershipLinks {
+        introducers: config.introducers.clone(),
+        subscribers: vec![ring.clone().recipient()],
+        clock: Some(replication.clone().recipient()),
+        joined: joined.clone(),
+        max_clock_offset_ms: config.replication.max_clock_offset_ms,
+        first_node_wait_ms: config.first_node_wait_ms,
+    };
+    let membership = MembershipActor::new(swim, udp, seal, links, udp_counters, metrics.clone());
     let membership = match swim_arbiter {
         Some(arbiter) => MembershipActor::start_in_arbiter(arbiter, move |_| membership),
         None => membership.start(),
     };
     // A refused or broken peer connection (a killed process's sockets close at
     // once) makes SWIM probe that member next instead of at its round-robin turn.
+    stabilizer.do_send(WireMembership(membership.clone().recipient()));
     let hinted = membership.clone();
     rpc_client.on_unreachable(Arc::new(move |addr: &str| {
         hinted.do_send(PeerUnreachable {
@@ -199,6 +243,7 @@ pub fn start_actors(
         membership,
         metrics,
         rpc_counters,
+        joined,
     }
 }
 
@@ -208,6 +253,7 @@ impl Actors {
         AppState {
             node: self.name.clone(),
             introducers: config.introducers.len(),
+            joined: self.joined.clone(),
             get: self.replication.clone().recipient(),
             put: self.replication.clone().recipient(),
             members: self.membership.clone().recipient(),

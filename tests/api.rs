@@ -25,11 +25,14 @@ use std::pin::Pin;
 use std::task::Poll;
 use swimkv::api::{self, AppState};
 use swimkv::config::Config;
-use swimkv::membership::actor::{GetMembers, LiveMember};
-use swimkv::node::{start_actors, GracefulLeave};
+use swimkv::membership::actor::GetMembers;
+use swimkv::membership::LiveMember;
+use swimkv::node::{start_actors, GracefulLeave, Identity};
 use swimkv::replication::actor::ReplicationActor;
-use swimkv::replication::stabilizer::{PeerSynced, Placement};
-use swimkv::ring::actor::{GetRing, RingSnapshot};
+use swimkv::replication::placement::Placement;
+use swimkv::replication::stabilizer::{PeerSynced, PlacementChanged};
+use swimkv::ring::actor::GetRing;
+use swimkv::ring::RingSnapshot;
 
 /// The seed of every SWIM core in these tests (printed by `Node::start`).
 const SEED: u64 = 0x005e_eda1;
@@ -70,7 +73,15 @@ impl Node {
         let mut config = config;
         config.introducers = introducers;
         // Peer RPC points nowhere: a single node only ever asks its own storage.
-        let actors = start_actors(&config, name.clone(), 1, SEED, udp, None);
+        let joins = !config.introducers.is_empty();
+        let actors = start_actors(
+            &config,
+            name.clone(),
+            Identity::fresh(1, joins),
+            SEED,
+            udp,
+            None,
+        );
         actors.membership.send(GetMembers).await.unwrap();
         actors.ring.send(GetRing).await.unwrap();
         actors
@@ -599,7 +610,7 @@ async fn ready_is_200_for_a_single_node_without_introducers() {
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(
         r.json(),
-        json!({"ready": true, "joined": true, "live_members": 1})
+        json!({"ready": true, "joined": true, "pending": false, "live_members": 1, "quorum": 1})
     );
 }
 
@@ -614,10 +625,17 @@ async fn ready_is_503_while_a_node_given_an_introducer_has_not_joined() {
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(
         r.json(),
-        json!({"ready": false, "joined": false, "live_members": 1})
+        json!({"ready": false, "joined": false, "pending": true, "live_members": 1, "quorum": 1})
     );
-    // Health does not depend on joining.
+    // Health does not depend on joining; the data routes do: a node that has not
+    // joined never acts as a cluster of one.
     assert_eq!(get!(app, "/health").status, StatusCode::OK);
+    get!(app, "/d/k").assert_error(StatusCode::SERVICE_UNAVAILABLE, "not_joined");
+    let r = post!(app, "/d/k", "v");
+    assert_eq!(r.header(header::RETRY_AFTER), "1");
+    r.assert_error(StatusCode::SERVICE_UNAVAILABLE, "not_joined");
+    send!(app, request("DELETE", "/d/k"))
+        .assert_error(StatusCode::SERVICE_UNAVAILABLE, "not_joined");
     drop(silent);
 }
 
@@ -958,6 +976,8 @@ async fn a_request_that_misses_its_quorum_is_503_with_the_counts_and_never_repor
             LiveMember {
                 name: addr.clone(),
                 peer_addr: addr,
+                store: 1,
+                pending: false,
             }
         })
         .collect();
@@ -965,14 +985,16 @@ async fn a_request_that_misses_its_quorum_is_503_with_the_counts_and_never_repor
     live.push(LiveMember {
         name: node.name.clone(),
         peer_addr: node.peer_addr.clone(),
+        store: 1,
+        pending: false,
     });
-    let snapshot = RingSnapshot::new(2, &live, node.vnodes);
+    let snapshot = RingSnapshot::new(2, &live, node.vnodes, 3);
     let ring = snapshot.ring.clone();
-    let placement = Placement {
-        current: snapshot,
-        previous: None,
-    };
-    node.replication.send(placement).await.unwrap();
+    let placement = Placement::settled(snapshot);
+    node.replication
+        .send(PlacementChanged(placement))
+        .await
+        .unwrap();
     let replicas_of = |key: &str| ring.locate(key.as_bytes(), 2);
     let remote_only = (0..)
         .map(|i| format!("remote-{i}"))

@@ -661,7 +661,7 @@ fn steady_traffic(seed: u64, n: usize) -> Steady {
     );
     let per = (n as u64 * WINDOW) as f64;
     let probe = [Kind::Ping, Kind::Ack, Kind::PingReq, Kind::Nack];
-    let sum = |v: &[u64; 7]| probe.iter().map(|k| v[k.index()]).sum::<u64>() as f64;
+    let sum = |v: &[u64; 8]| probe.iter().map(|k| v[k.index()]).sum::<u64>() as f64;
     let sync = Kind::Sync.index();
     // One member's full state in datagram-sized chunks: what one push-pull sends.
     let state_bytes: usize = 1 + sim.nodes[0]
@@ -748,6 +748,8 @@ fn update(name: &str, incarnation: u64, state: State, accuser: Option<&str>) -> 
         state,
         peer_port: 1,
         accuser: accuser.map(str::to_string),
+        store: 1,
+        pending: false,
     }
 }
 
@@ -806,7 +808,7 @@ fn suspicion_timers(out: &[Effect]) -> Vec<u64> {
 #[test]
 fn a_relayed_suspicion_is_not_a_confirmation_but_another_accuser_is() {
     let mut x = core_with_members();
-    let ping = || Body::Ping { seq: 1 };
+    let ping = || Body::Ping { seq: 1, wall_ms: 0 };
     let mut out = Vec::new();
     // "a" accuses "e": the suspicion starts at the maximum timeout.
     let by_a = update("e:1", 0, State::Suspect, Some("a:1"));
@@ -837,7 +839,15 @@ fn a_suspected_node_refutes_at_once_to_several_members() {
     let about_me = update("x:1", 0, State::Suspect, Some("a:1"));
     x.on_datagram(
         10,
-        datagram("b:1", Body::Ack { seq: 9 }, vec![about_me]),
+        datagram(
+            "b:1",
+            Body::Ack {
+                seq: 9,
+                echo_ms: 0,
+                wall_ms: 0,
+            },
+            vec![about_me],
+        ),
         &mut out,
     );
     assert_eq!(x.me().incarnation, 1);
@@ -845,7 +855,7 @@ fn a_suspected_node_refutes_at_once_to_several_members() {
         .iter()
         .filter_map(|e| match e {
             Effect::Send { to, datagram: d } => match &d.body {
-                Body::Sync { members, .. }
+                Body::Broadcast { updates: members }
                     if members
                         .iter()
                         .any(|u| u.name == "x:1" && u.incarnation == 1) =>
@@ -871,11 +881,13 @@ fn a_suspicion_at_the_highest_incarnation_is_ignored_instead_of_overflowing() {
         incarnation: u64::MAX,
         state: State::Suspect,
         accuser: Some("a:1".into()),
+        store: 1,
+        pending: false,
         ..me.clone()
     };
     x.on_datagram(
         10,
-        datagram("a:1", Body::Ping { seq: 1 }, vec![poison]),
+        datagram("a:1", Body::Ping { seq: 1, wall_ms: 0 }, vec![poison]),
         &mut out,
     );
     assert_eq!(
@@ -900,7 +912,7 @@ fn a_member_hinted_every_period_takes_at_most_every_other_probe_and_the_round_ro
         x.on_timer(now, Timer::Protocol { round }, &mut out);
         let ping = out.iter().find_map(|e| match e {
             Effect::Send { to, datagram: d } => match d.body {
-                Body::Ping { seq } => Some((to.clone(), seq)),
+                Body::Ping { seq, .. } => Some((to.clone(), seq)),
                 _ => None,
             },
             _ => None,
@@ -909,7 +921,12 @@ fn a_member_hinted_every_period_takes_at_most_every_other_probe_and_the_round_ro
         *probed.entry(to.clone()).or_default() += 1;
         order.push(to.clone());
         // Every member answers: nobody may become suspect.
-        x.on_datagram(now + 10, datagram(&to, Body::Ack { seq }, vec![]), &mut out);
+        let ack = Body::Ack {
+            seq,
+            echo_ms: 0,
+            wall_ms: 0,
+        };
+        x.on_datagram(now + 10, datagram(&to, ack, vec![]), &mut out);
     }
     // 30 periods, 5 members: the round-robin alone probes each 6 times. The hint
     // adds a probe of "a" once per cycle (6 periods: 5 members and x), no more.

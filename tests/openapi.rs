@@ -142,6 +142,12 @@ fn every_error() -> Vec<ApiError> {
         ApiError::MethodNotAllowed { allow: "GET" },
         ApiError::NoRoute,
         ApiError::ShuttingDown,
+        ApiError::NotJoined,
+        ApiError::PreconditionFailed {
+            key: "k".into(),
+            current: Some("\"v\"".into()),
+        },
+        ApiError::ClockSkew,
     ];
     for e in &all {
         match e {
@@ -152,7 +158,10 @@ fn every_error() -> Vec<ApiError> {
             | ApiError::Overloaded
             | ApiError::MethodNotAllowed { .. }
             | ApiError::NoRoute
-            | ApiError::ShuttingDown => {}
+            | ApiError::ShuttingDown
+            | ApiError::NotJoined
+            | ApiError::PreconditionFailed { .. }
+            | ApiError::ClockSkew => {}
         }
     }
     all
@@ -173,10 +182,20 @@ fn answers() -> Answers {
     };
     let bad = ApiError::bad_request("bad");
     let wrong = MethodNotAllowed { allow: "GET" };
-    let common = [Overloaded, ShuttingDown, wrong.clone()];
+    let common = [Overloaded, ShuttingDown, NotJoined, wrong.clone()];
+    let failed = PreconditionFailed {
+        key: "k".into(),
+        current: None,
+    };
     let read = [NotFound { key: "k".into() }, bad.clone(), quorum.clone()];
-    let write = [TooLarge { limit: 1 }, bad.clone(), quorum.clone()];
-    let delete = [bad.clone(), quorum];
+    let write = [
+        TooLarge { limit: 1 },
+        bad.clone(),
+        quorum.clone(),
+        failed.clone(),
+        ClockSkew,
+    ];
+    let delete = [bad.clone(), quorum, failed, ClockSkew];
     let cat = |a: &[ApiError], b: &[ApiError]| [a, b].concat();
     BTreeMap::from([
         (("/d/{key}", "get"), (vec![200], cat(&read, &common))),
@@ -390,7 +409,7 @@ fn every_status_an_operation_can_answer_is_documented_and_nothing_else_is() {
         .collect();
     assert_eq!(
         data,
-        BTreeSet::from(["200", "400", "404", "405", "413", "503"])
+        BTreeSet::from(["200", "400", "404", "405", "412", "413", "503"])
     );
     let ok = resolve(&doc, &doc["paths"]["/d/{key}"]["get"]["responses"]["200"]);
     assert!(ok["content"]["application/octet-stream"].is_object());

@@ -48,7 +48,7 @@ fn an_incarnation_at_the_top_does_not_overflow_a_refutation() {
     let d = Datagram {
         from: "127.0.0.1:7001".into(),
         generation: 5,
-        body: Body::Ping { seq: 1 },
+        body: Body::Ping { seq: 1, wall_ms: 1 },
         gossip: vec![Update {
             name: swimkv_fuzz::NODE.into(),
             generation: swimkv_fuzz::GENERATION,
@@ -56,6 +56,8 @@ fn an_incarnation_at_the_top_does_not_overflow_a_refutation() {
             state: State::Suspect,
             peer_port: 17000,
             accuser: None,
+            store: 1,
+            pending: false,
         }],
     };
     swimkv_fuzz::check_datagram(&d.encode());

@@ -8,6 +8,12 @@ use actix_web::{HttpResponse, ResponseError};
 use serde_json::json;
 use std::fmt;
 
+/// The header every answer to a conditional request carries.
+pub const PRECONDITION_HEADER: &str = "X-Swimkv-Precondition";
+
+/// Its value: without consensus, two concurrent conditional writers can both pass.
+pub const PRECONDITION_BEST_EFFORT: &str = "best-effort";
+
 /// Why a client request failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ApiError {
@@ -48,6 +54,17 @@ pub enum ApiError {
     NoRoute,
     /// This node is shutting down or an internal actor is gone (503).
     ShuttingDown,
+    /// This node was started with an introducer and has not joined yet (503).
+    NotJoined,
+    /// A conditional write's precondition failed (412).
+    PreconditionFailed {
+        /// The key.
+        key: String,
+        /// The current ETag (quoted version), `None` when the key is absent.
+        current: Option<String>,
+    },
+    /// This node's clock is off from most of its peers' clocks: writes are refused (503).
+    ClockSkew,
 }
 
 impl fmt::Display for ApiError {
@@ -70,6 +87,16 @@ impl fmt::Display for ApiError {
             ApiError::MethodNotAllowed { .. } => f.write_str("method not allowed on this route"),
             ApiError::NoRoute => f.write_str("no such route"),
             ApiError::ShuttingDown => f.write_str("node is shutting down"),
+            ApiError::NotJoined => f.write_str(
+                "this node has not joined its cluster yet; retry, or ask another node",
+            ),
+            ApiError::PreconditionFailed { key, current } => match current {
+                Some(etag) => write!(f, "precondition failed: key {key:?} is at {etag}"),
+                None => write!(f, "precondition failed: key {key:?} does not exist"),
+            },
+            ApiError::ClockSkew => f.write_str(
+                "this node's clock is off from most of its peers' clocks; writes are refused until it is fixed (write through another node)",
+            ),
         }
     }
 }
@@ -86,6 +113,9 @@ impl ApiError {
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::NoRoute => "not_found",
             ApiError::ShuttingDown => "unavailable",
+            ApiError::NotJoined => "not_joined",
+            ApiError::PreconditionFailed { .. } => "precondition_failed",
+            ApiError::ClockSkew => "clock_skew",
         }
     }
 
@@ -103,9 +133,12 @@ impl ResponseError for ApiError {
             ApiError::NotFound { .. } | ApiError::NoRoute => StatusCode::NOT_FOUND,
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::Unavailable { .. } | ApiError::Overloaded | ApiError::ShuttingDown => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            ApiError::Unavailable { .. }
+            | ApiError::Overloaded
+            | ApiError::ShuttingDown
+            | ApiError::NotJoined
+            | ApiError::ClockSkew => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
         }
     }
@@ -126,6 +159,10 @@ impl ResponseError for ApiError {
                 body["failed"] = json!(failed);
                 body["replicas"] = json!(replicas);
             }
+            ApiError::PreconditionFailed { key, current } => {
+                body["key"] = json!(key);
+                body["current"] = json!(current);
+            }
             _ => {}
         }
         let mut resp = HttpResponse::build(self.status_code());
@@ -135,6 +172,19 @@ impl ResponseError for ApiError {
             }
             ApiError::MethodNotAllowed { allow } => {
                 resp.insert_header((header::ALLOW, *allow));
+            }
+            ApiError::NotJoined => {
+                resp.insert_header((header::RETRY_AFTER, "1"));
+            }
+            ApiError::PreconditionFailed {
+                current: Some(etag),
+                ..
+            } => {
+                resp.insert_header((header::ETAG, etag.as_str()));
+                resp.insert_header((PRECONDITION_HEADER, PRECONDITION_BEST_EFFORT));
+            }
+            ApiError::PreconditionFailed { .. } => {
+                resp.insert_header((PRECONDITION_HEADER, PRECONDITION_BEST_EFFORT));
             }
             _ => {}
         }

@@ -5,13 +5,16 @@
 //! Invariant: every limit is checked before anything is sent to an actor, so a
 //! refused request changes nothing.
 
-use super::error::ApiError;
+use super::error::{ApiError, PRECONDITION_BEST_EFFORT, PRECONDITION_HEADER};
 use super::AppState;
 use crate::membership::actor::GetMembers;
 use crate::replication::actor::{ClientGet, ClientPut};
-use crate::replication::{Consistency, Outcome};
+use crate::replication::quorum::effective_n;
+use crate::replication::{Condition, Consistency, Outcome, WriteSpec};
 use crate::ring::actor::GetRing;
+use crate::storage::actor::unix_ms;
 use crate::storage::actor::LocalPage;
+use crate::storage::Version;
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::{Bytes, BytesMut};
@@ -68,6 +71,78 @@ pub fn consistency_of(req: &HttpRequest) -> Result<Consistency> {
     Ok(Consistency::Quorum)
 }
 
+/// Longest time to live accepted: ten years, in seconds.
+pub const MAX_TTL_SECONDS: u64 = 10 * 365 * 24 * 3600;
+
+/// The `ttl` query parameter in milliseconds: whole seconds from 1 to ten years.
+pub fn ttl_of(req: &HttpRequest) -> Result<Option<u64>> {
+    let Some(raw) = query_param(req, "ttl") else {
+        return Ok(None);
+    };
+    match raw.parse::<u64>() {
+        Ok(s) if (1..=MAX_TTL_SECONDS).contains(&s) => Ok(Some(s * 1000)),
+        _ => Err(ApiError::bad_request(format!(
+            "ttl must be a whole number of seconds from 1 to {MAX_TTL_SECONDS} (ten years), not {raw:?}"
+        ))),
+    }
+}
+
+/// The condition of a conditional write: `If-None-Match: *` (create only) or
+/// `If-Match: "<etag>"` (write over exactly that version).
+pub fn condition_of(req: &HttpRequest) -> Result<Option<Condition>> {
+    let text = |name: header::HeaderName| -> Result<Option<&str>> {
+        match req.headers().get(name) {
+            None => Ok(None),
+            Some(v) => v
+                .to_str()
+                .map(|s| Some(s.trim()))
+                .map_err(|_| ApiError::bad_request("conditional header is not ASCII")),
+        }
+    };
+    match (text(header::IF_NONE_MATCH)?, text(header::IF_MATCH)?) {
+        (Some(_), Some(_)) => Err(ApiError::bad_request(
+            "give If-None-Match or If-Match, not both",
+        )),
+        (Some("*"), None) => Ok(Some(Condition::Absent)),
+        (Some(other), None) => Err(ApiError::bad_request(format!(
+            "If-None-Match supports only *, not {other:?}"
+        ))),
+        (None, Some(etag)) => {
+            let bare = etag.strip_prefix("W/").unwrap_or(etag);
+            bare.strip_prefix('"')
+                .and_then(|b| b.strip_suffix('"'))
+                .and_then(|v| v.parse::<Version>().ok())
+                .map(|v| Some(Condition::Matches(v)))
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "If-Match takes one ETag as GET returns it (\"<version>\"), not {etag:?}"
+                    ))
+                })
+        }
+        (None, None) => Ok(None),
+    }
+}
+
+fn require_joined(state: &AppState) -> Result<()> {
+    if state.joined.load(Ordering::Relaxed) {
+        Ok(())
+    } else {
+        Err(ApiError::NotJoined)
+    }
+}
+
+/// An RFC 3339 UTC timestamp of Unix milliseconds.
+pub fn rfc3339(ms: u64) -> String {
+    i64::try_from(ms)
+        .ok()
+        .and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok())
+        .map_or_else(String::new, |t| t.to_string())
+}
+
+fn etag(version: Version) -> String {
+    format!("\"{version}\"")
+}
+
 fn query_param<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
     req.query_string().split('&').find_map(|pair| {
         pair.strip_prefix(name)
@@ -117,8 +192,13 @@ impl Drop for InFlight<'_> {
     }
 }
 
-fn unavailable(o: Outcome) -> ApiError {
+fn unavailable(o: Outcome, key: String) -> ApiError {
     match o {
+        Outcome::PreconditionFailed { current } => ApiError::PreconditionFailed {
+            key,
+            current: current.map(etag),
+        },
+        Outcome::ClockSkewed => ApiError::ClockSkew,
         Outcome::Unavailable {
             needed,
             succeeded,
@@ -138,6 +218,7 @@ fn unavailable(o: Outcome) -> ApiError {
 pub async fn get(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse> {
     let key = key_of(&req, "/d/", state.limits.max_key_bytes)?;
     let consistency = consistency_of(&req)?;
+    require_joined(&state)?;
     let _slot = InFlight::enter(&state)?;
     let outcome = state
         .get
@@ -148,16 +229,19 @@ pub async fn get(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRes
         .await
         .map_err(|_| ApiError::ShuttingDown)?;
     match outcome {
-        Outcome::Read(Some(record)) => match record.value {
-            Some(value) => Ok(HttpResponse::Ok()
+        Outcome::Read(Some(record)) if record.is_live(unix_ms()) => {
+            let mut answer = HttpResponse::Ok();
+            answer
                 .content_type("application/octet-stream")
                 .insert_header(("X-Swimkv-Version", record.version.to_string()))
-                .insert_header((header::ETAG, format!("\"{}\"", record.version)))
-                .body(value)),
-            None => Err(ApiError::NotFound { key }),
-        },
-        Outcome::Read(None) => Err(ApiError::NotFound { key }),
-        other => Err(unavailable(other)),
+                .insert_header((header::ETAG, etag(record.version)));
+            if let Some(expires) = record.expires_ms {
+                answer.insert_header(("X-Swimkv-Expires", rfc3339(expires)));
+            }
+            Ok(answer.body(record.value.unwrap_or_default()))
+        }
+        Outcome::Read(_) => Err(ApiError::NotFound { key }),
+        other => Err(unavailable(other, key)),
     }
 }
 
@@ -168,23 +252,48 @@ async fn write(
     key: String,
 ) -> Result<HttpResponse> {
     let consistency = consistency_of(req)?;
+    let ttl_ms = ttl_of(req)?;
+    if ttl_ms.is_some() && value.is_none() {
+        return Err(ApiError::bad_request(
+            "ttl applies to POST and PUT, not DELETE",
+        ));
+    }
+    let condition = condition_of(req)?;
+    if condition == Some(Condition::Absent) && value.is_none() {
+        return Err(ApiError::bad_request(
+            "If-None-Match applies to POST and PUT; DELETE takes If-Match",
+        ));
+    }
+    require_joined(state)?;
     let _slot = InFlight::enter(state)?;
     let outcome = state
         .put
         .send(ClientPut {
             key: key.clone(),
-            value,
+            spec: WriteSpec {
+                value,
+                expires_ms: None,
+                condition,
+            },
+            ttl_ms,
             consistency,
         })
         .await
         .map_err(|_| ApiError::ShuttingDown)?;
     match outcome {
-        Outcome::Written { version, acks } => Ok(HttpResponse::Ok().json(json!({
-            "key": key,
-            "version": version.to_string(),
-            "acks": acks,
-        }))),
-        other => Err(unavailable(other)),
+        Outcome::Written { version, acks } => {
+            let mut answer = HttpResponse::Ok();
+            answer.insert_header((header::ETAG, etag(version)));
+            if condition.is_some() {
+                answer.insert_header((PRECONDITION_HEADER, PRECONDITION_BEST_EFFORT));
+            }
+            Ok(answer.json(json!({
+                "key": key,
+                "version": version.to_string(),
+                "acks": acks,
+            })))
+        }
+        other => Err(unavailable(other, key)),
     }
 }
 
@@ -196,6 +305,8 @@ pub async fn put(
 ) -> Result<HttpResponse> {
     let key = key_of(&req, "/d/", state.limits.max_key_bytes)?;
     consistency_of(&req)?;
+    ttl_of(&req)?;
+    condition_of(&req)?;
     let value = read_body(&req, payload, state.limits.max_value_bytes).await?;
     write(&req, &state, Some(value), key).await
 }
@@ -221,10 +332,10 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok", "node": state.node}))
 }
 
-/// `GET /ready`: joined, and the alive members can answer a quorum of the replica
-/// sets this node coordinates. Replica sets hold the first N live members, so they
-/// and their quorums shrink with the cluster as the coordinator's do (a first node
-/// alone is ready); suspects are on the ring but may not answer.
+/// `GET /ready`: 200 only once a rolling restart can move on to the next node:
+/// this node is joined, it is not a pending replica still receiving its handoff,
+/// and enough members are alive for the quorums of the replica sets it
+/// coordinates (the replication factor shrinks only with members that left).
 pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse> {
     let view = state
         .members
@@ -237,12 +348,19 @@ pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse> {
         .iter()
         .filter(|m| m.state == crate::membership::member::State::Alive)
         .count();
-    let joined = state.introducers == 0 || live > 1;
-    let replicas = state.replication.n.min(live);
-    let configured = state.replication.r.max(state.replication.w);
-    let quorum = crate::replication::quorum::needed(Consistency::Quorum, configured, replicas);
-    let ready = joined && alive >= quorum;
-    let body = json!({"ready": ready, "joined": joined, "live_members": live});
+    let pending = view.members.iter().any(|m| m.local && m.pending);
+    let joined = view.joined;
+    let r = &state.replication;
+    let n = effective_n(r.n, view.members_not_left);
+    let quorum = crate::replication::quorum::needed(Consistency::Quorum, r.r.max(r.w), n);
+    let ready = joined && !pending && alive >= quorum;
+    let body = json!({
+        "ready": ready,
+        "joined": joined,
+        "pending": pending,
+        "live_members": live,
+        "quorum": quorum,
+    });
     Ok(if ready {
         HttpResponse::Ok().json(body)
     } else {

@@ -23,7 +23,7 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use actix_web::{web, Error};
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -33,6 +33,8 @@ pub struct AppState {
     pub node: String,
     /// Number of introducers given at start (0 for the first node).
     pub introducers: usize,
+    /// Set once this node is part of a cluster; `/d/` answers 503 `not_joined` before.
+    pub joined: Arc<AtomicBool>,
     /// Client reads.
     pub get: Recipient<ClientGet>,
     /// Client writes and deletes.

@@ -2,30 +2,31 @@
 //!
 //! It owns the UDP socket and the core, feeds the core datagrams and timers with
 //! the time since start, carries out the effects (send, schedule, notify) and
-//! publishes [`MembershipChanged`] to subscribers. Invariant: the core only ever
-//! sees decoded datagrams; anything undecodable is counted and dropped here.
+//! publishes [`MembershipChanged`] to subscribers. Every second it reads the
+//! core's clock-offset estimates into metrics and tells the coordinator whether
+//! this node's clock is off from most of its peers' ([`ClockStatus`]). It keeps
+//! the `joined` flag the HTTP handlers read: a node started with introducers is
+//! joined once it knows another live member; a first node once it formed or
+//! joined a cluster, or when `first_node_wait_ms` passed without any member of
+//! an existing cluster contacting it. Invariant: the core only ever sees decoded
+//! datagrams; anything undecodable is counted and dropped here.
 
-use super::member::{State, Update};
+use super::member::{LiveMember, State, Update};
 use super::message::Datagram;
 use super::swim::{Effect, Event, Swim};
-use crate::metrics::{Metrics, StateLabels};
+use crate::metrics::{Metrics, PeerLabels, StateLabels};
 use crate::transport::udp::{self, Inbound, UdpCounters};
 use crate::transport::wire::Seal;
 use actix::prelude::*;
 use std::collections::HashMap;
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::net::UdpSocket;
 
-/// A live member and where its replica traffic goes.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct LiveMember {
-    /// Member name (`host:port`).
-    pub name: String,
-    /// Peer RPC address (`host:peer_port`).
-    pub peer_addr: String,
-}
+/// How often a peer whose clock is beyond the bound is logged again.
+const CLOCK_LOG_EVERY: Duration = Duration::from_secs(60);
 
 /// Sent to subscribers after every membership change.
 #[derive(Message, Clone, Debug)]
@@ -35,7 +36,24 @@ pub struct MembershipChanged {
     pub event: Event,
     /// Every live member (alive or suspect), this node included, sorted by name.
     pub live: Vec<LiveMember>,
+    /// Members that have not left, dead ones included.
+    pub members_not_left: usize,
+    /// This node started alone and was then merged into an existing cluster.
+    pub merged: bool,
 }
+
+/// SWIM's verdict on this node's clock, sent to the coordinator when it changes.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct ClockStatus {
+    /// This clock is more than the bound away from most peers' clocks.
+    pub skewed: bool,
+}
+
+/// This node's handoff completed: stop announcing it as a pending replica.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct MarkSynced;
 
 /// One member as shown by `GET /cluster/members`.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -52,6 +70,11 @@ pub struct MemberView {
     pub incarnation: u64,
     /// Generation (start time in ms).
     pub generation: u64,
+    /// Generation of the member's store (older than `generation` when the member
+    /// kept its data across a restart).
+    pub store: u64,
+    /// The member is still receiving its handoff.
+    pub pending: bool,
     /// Unix milliseconds of the last state change.
     pub last_change_ms: u64,
     /// True for the node answering.
@@ -65,6 +88,10 @@ pub struct MembersView {
     pub node: String,
     /// Lifeguard local health score of this node.
     pub local_health: u32,
+    /// This node is part of a cluster (see the module docs).
+    pub joined: bool,
+    /// Members that have not left, dead ones included.
+    pub members_not_left: usize,
     /// Members, this node included, sorted by id.
     pub members: Vec<MemberView>,
 }
@@ -88,6 +115,22 @@ pub struct PeerUnreachable {
 #[rtype(result = "()")]
 pub struct Leave;
 
+/// What the shell needs besides the core and its socket.
+pub struct MembershipLinks {
+    /// Introducers (seeds) to join through.
+    pub introducers: Vec<String>,
+    /// Told of every membership change.
+    pub subscribers: Vec<Recipient<MembershipChanged>>,
+    /// Told when this node's clock goes off from its peers' or back.
+    pub clock: Option<Recipient<ClockStatus>>,
+    /// Set once this node is part of a cluster (read by the HTTP handlers).
+    pub joined: Arc<AtomicBool>,
+    /// The clock bound, in milliseconds.
+    pub max_clock_offset_ms: u64,
+    /// How long a first node waits to be contacted before it serves alone.
+    pub first_node_wait_ms: u64,
+}
+
 /// Owns the UDP socket and the SWIM core.
 pub struct MembershipActor {
     swim: Swim,
@@ -96,21 +139,20 @@ pub struct MembershipActor {
     seal: Seal,
     started: Instant,
     started_unix_ms: u64,
-    introducers: Vec<String>,
-    subscribers: Vec<Recipient<MembershipChanged>>,
+    links: MembershipLinks,
     addrs: HashMap<String, SocketAddr>,
     counters: Arc<UdpCounters>,
     metrics: Metrics,
     reported: super::swim::Stats,
+    skewed: bool,
+    clock_logged: HashMap<String, Instant>,
     out: Vec<Effect>,
 }
 
-fn peer_addr(update: &Update) -> String {
-    let host = update
-        .name
-        .rsplit_once(':')
-        .map_or(update.name.as_str(), |(h, _)| h);
-    format!("{host}:{}", update.peer_port)
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 impl MembershipActor {
@@ -121,27 +163,25 @@ impl MembershipActor {
         swim: Swim,
         socket: std::net::UdpSocket,
         seal: Seal,
-        introducers: Vec<String>,
-        subscribers: Vec<Recipient<MembershipChanged>>,
+        links: MembershipLinks,
         counters: Arc<UdpCounters>,
         metrics: Metrics,
     ) -> MembershipActor {
-        let started_unix_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
+        let started_unix_ms = unix_ms();
         MembershipActor {
-            swim,
+            swim: swim.with_wall_base(started_unix_ms),
             std_socket: Some(socket),
             socket: None,
             seal,
             started: Instant::now(),
             started_unix_ms,
-            introducers,
-            subscribers,
+            links,
             addrs: HashMap::new(),
             counters,
             metrics,
             reported: Default::default(),
+            skewed: false,
+            clock_logged: HashMap::new(),
             out: Vec::new(),
         }
     }
@@ -166,13 +206,29 @@ impl MembershipActor {
         let mut live: Vec<LiveMember> = std::iter::once(self.swim.me())
             .chain(self.swim.members().map(|m| &m.update))
             .filter(|u| u.state.is_live())
-            .map(|u| LiveMember {
-                name: u.name.clone(),
-                peer_addr: peer_addr(u),
-            })
+            .map(LiveMember::of)
             .collect();
         live.sort();
         live
+    }
+
+    /// Part of a cluster: see the module docs.
+    fn joined(&self) -> bool {
+        self.swim.seen_others()
+            || (self.swim.founder()
+                && self.started.elapsed() >= Duration::from_millis(self.links.first_node_wait_ms))
+    }
+
+    fn publish(&self, event: Event) {
+        let msg = MembershipChanged {
+            event,
+            live: self.live(),
+            members_not_left: self.swim.members_not_left(),
+            merged: self.swim.merged(),
+        };
+        for s in &self.links.subscribers {
+            s.do_send(msg.clone());
+        }
     }
 
     fn run_effects(&mut self, ctx: &mut Context<Self>) {
@@ -185,9 +241,7 @@ impl MembershipActor {
                     }
                     _ => {
                         log::debug!("cannot resolve {to}");
-                        self.counters
-                            .send_dropped
-                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        self.counters.send_dropped.fetch_add(1, Ordering::Relaxed);
                     }
                 },
                 Effect::Schedule { after_ms, timer } => {
@@ -212,17 +266,21 @@ impl MembershipActor {
                         Event::Joined(u) | Event::Recovered(u) => {
                             log::info!("member {} is {}", u.name, u.state)
                         }
+                        Event::Updated(u) => log::info!(
+                            "member {} is {}",
+                            u.name,
+                            if u.pending {
+                                "a pending replica"
+                            } else {
+                                "an authority on its keys"
+                            }
+                        ),
                     }
-                    let msg = MembershipChanged {
-                        event,
-                        live: self.live(),
-                    };
-                    for s in &self.subscribers {
-                        s.do_send(msg.clone());
-                    }
+                    self.publish(event);
                 }
             }
         }
+        self.links.joined.store(self.joined(), Ordering::Relaxed);
         self.update_metrics();
     }
 
@@ -239,9 +297,12 @@ impl MembershipActor {
         m.gossip_backlog.set(self.swim.gossip_backlog() as i64);
         m.local_health.set(i64::from(self.swim.health()));
         let mut counts = [0i64; 4];
+        let mut pending = 0;
         for u in std::iter::once(self.swim.me()).chain(self.swim.members().map(|m| &m.update)) {
             counts[u.state as usize] += 1;
+            pending += i64::from(u.pending && u.state.is_live());
         }
+        m.pending_members.set(pending);
         for (state, n) in [State::Alive, State::Suspect, State::Dead, State::Left]
             .into_iter()
             .zip(counts)
@@ -251,6 +312,46 @@ impl MembershipActor {
                     state: state.as_str(),
                 })
                 .set(n);
+        }
+    }
+
+    /// Reads the clock-offset estimates into metrics, logs peers beyond the
+    /// bound (once a minute each) and tells the coordinator when this node's
+    /// own clock turns out to be the odd one.
+    fn watch_clock(&mut self) {
+        let wall = self.swim.wall_ms();
+        let max = self.links.max_clock_offset_ms;
+        let offsets: Vec<(String, i64)> = self
+            .swim
+            .clock()
+            .offsets(wall)
+            .into_iter()
+            .map(|(p, o)| (p.to_string(), o))
+            .collect();
+        for (peer, offset) in &offsets {
+            self.metrics
+                .clock_offset
+                .get_or_create(&PeerLabels { peer: peer.clone() })
+                .set(*offset as f64 / 1000.0);
+            if offset.unsigned_abs() > max {
+                let due = self
+                    .clock_logged
+                    .get(peer)
+                    .is_none_or(|at| at.elapsed() >= CLOCK_LOG_EVERY);
+                if due {
+                    log::warn!(
+                        "the clock of {peer} is {offset} ms off this node's (bound {max} ms)"
+                    );
+                    self.clock_logged.insert(peer.clone(), Instant::now());
+                }
+            }
+        }
+        let skewed = self.swim.clock().skewed(max, wall);
+        if skewed != self.skewed {
+            self.skewed = skewed;
+            if let Some(c) = &self.links.clock {
+                c.do_send(ClockStatus { skewed });
+            }
         }
     }
 }
@@ -283,16 +384,14 @@ impl Actor for MembershipActor {
         ctx.spawn(actix::fut::wrap_future(recv));
         let now = self.now();
         let mut out = std::mem::take(&mut self.out);
-        self.swim.start(now, self.introducers.clone(), &mut out);
+        self.swim
+            .start(now, self.links.introducers.clone(), &mut out);
         self.out = out;
         self.run_effects(ctx);
-        let msg = MembershipChanged {
-            event: Event::Joined(self.swim.me().clone()),
-            live: self.live(),
-        };
-        for s in &self.subscribers {
-            s.do_send(msg.clone());
-        }
+        self.publish(Event::Joined(self.swim.me().clone()));
+        ctx.run_interval(Duration::from_secs(1), |act, _| act.watch_clock());
+        let wait = Duration::from_millis(self.links.first_node_wait_ms);
+        ctx.run_later(wait, |act, ctx| act.run_effects(ctx));
     }
 }
 
@@ -321,10 +420,12 @@ impl Handler<GetMembers> for MembershipActor {
         let view = |u: &Update, changed: u64, local: bool| MemberView {
             id: u.name.clone(),
             addr: u.name.clone(),
-            peer_addr: peer_addr(u),
+            peer_addr: LiveMember::of(u).peer_addr,
             state: u.state,
             incarnation: u.incarnation,
             generation: u.generation,
+            store: u.store,
+            pending: u.pending,
             last_change_ms: base + changed,
             local,
         };
@@ -338,6 +439,8 @@ impl Handler<GetMembers> for MembershipActor {
         MessageResult(MembersView {
             node: me.name.clone(),
             local_health: self.swim.health(),
+            joined: self.joined(),
+            members_not_left: self.swim.members_not_left(),
             members,
         })
     }
@@ -350,12 +453,24 @@ impl Handler<PeerUnreachable> for MembershipActor {
         let name = self
             .swim
             .members()
-            .find(|m| peer_addr(&m.update) == msg.peer_addr)
+            .find(|m| LiveMember::of(&m.update).peer_addr == msg.peer_addr)
             .map(|m| m.update.name.clone());
         if let Some(name) = name {
             let now = self.now();
             self.swim.hint_unreachable(now, &name);
         }
+    }
+}
+
+impl Handler<MarkSynced> for MembershipActor {
+    type Result = ();
+
+    fn handle(&mut self, _: MarkSynced, ctx: &mut Context<Self>) {
+        let now = self.now();
+        let mut out = std::mem::take(&mut self.out);
+        self.swim.mark_synced(now, &mut out);
+        self.out = out;
+        self.run_effects(ctx);
     }
 }
 

@@ -121,6 +121,8 @@ mod tests {
             state,
             peer_port: 1,
             accuser: None,
+            store: 1,
+            pending: false,
         }
     }
 

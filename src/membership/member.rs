@@ -67,6 +67,12 @@ pub struct Update {
     pub peer_port: u16,
     /// Who suspects the member (suspect updates only; `None` otherwise).
     pub accuser: Option<String>,
+    /// Generation of the member's store: equal to `generation` when this process
+    /// started without data, older when it kept the data of an earlier process.
+    pub store: u64,
+    /// The member is a pending replica (it came back without its data and is
+    /// still receiving its handoff). Changing it takes a new incarnation.
+    pub pending: bool,
 }
 
 impl Update {
@@ -78,6 +84,37 @@ impl Update {
     /// True when this update should replace what `current` says.
     pub fn overrides(&self, current: &Update) -> bool {
         self.precedence() > current.precedence()
+    }
+}
+
+/// A live member (alive or suspect), as the ring and the data layer see it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct LiveMember {
+    /// Member name (`host:port`).
+    pub name: String,
+    /// Peer RPC address (`host:peer_port`).
+    pub peer_addr: String,
+    /// Generation of the member's store: it changes exactly when the member comes
+    /// back without its data.
+    pub store: u64,
+    /// The member is a pending replica: it is still receiving its handoff.
+    pub pending: bool,
+}
+
+impl LiveMember {
+    /// The live member an update describes, its peer RPC address derived from its
+    /// name's host and its peer port.
+    pub fn of(update: &Update) -> LiveMember {
+        let host = update
+            .name
+            .rsplit_once(':')
+            .map_or(update.name.as_str(), |(h, _)| h);
+        LiveMember {
+            name: update.name.clone(),
+            peer_addr: format!("{host}:{}", update.peer_port),
+            store: update.store,
+            pending: update.pending,
+        }
     }
 }
 
@@ -114,6 +151,8 @@ mod tests {
             state,
             peer_port: 1,
             accuser: None,
+            store: generation,
+            pending: false,
         }
     }
 

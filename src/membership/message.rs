@@ -15,11 +15,17 @@ pub enum Body {
     Ping {
         /// Probe sequence number chosen by the sender.
         seq: u64,
+        /// The sender's wall clock when it sent the ping (Unix ms).
+        wall_ms: u64,
     },
     /// The answer to a ping.
     Ack {
         /// The ping's sequence number.
         seq: u64,
+        /// The ping's `wall_ms`, echoed (0 in an ack relayed for a ping-req).
+        echo_ms: u64,
+        /// The responder's wall clock when it answered (Unix ms; 0 when relayed).
+        wall_ms: u64,
     },
     /// Ask the receiver to probe `target` on the sender's behalf.
     PingReq {
@@ -35,13 +41,20 @@ pub enum Body {
     },
     /// A new member asks to join; the receiver answers with its full state.
     Join,
-    /// Updates sent outright: a part of the sender's full member list (join answer,
-    /// push-pull), or urgent news (a leave, a refutation, a suspicion told to its suspect).
+    /// A part of the sender's full member list (join answer, push-pull, seed
+    /// contact). A `dead` entry in it is merged as `suspect`, so that a live
+    /// member can refute the other side's verdict after a partition.
     Sync {
         /// The receiver should send its own full state back.
         reply: bool,
         /// Members.
         members: Vec<Update>,
+    },
+    /// Urgent news sent outright, applied as gossip: a leave, a refutation, a
+    /// death, a suspicion told to its suspect.
+    Broadcast {
+        /// The updates.
+        updates: Vec<Update>,
     },
     /// Nothing but piggybacked gossip (the gossip tick, while news is waiting).
     Gossip,
@@ -105,6 +118,8 @@ mod tests {
                 state: State::Suspect,
                 peer_port: 18082,
                 accuser: Some("127.0.0.1:8083".into()),
+                store: 1,
+                pending: true,
             }],
         }
     }

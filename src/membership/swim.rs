@@ -15,15 +15,31 @@
 //! full state in datagram-sized chunks; dead members and introducers are contacted
 //! now and then so that healed partitions merge.
 //!
+//! A full-state sync never kills: a `dead` entry in it is merged as `suspect`, so
+//! the member can refute it (memberlist's state merge); gossiped deaths act as
+//! before. Members keep contacting their seeds (introducers): a seed that is not
+//! live gets a join every protocol period and a live one a push-pull every
+//! reconnect interval, and a datagram from a process this node does not know yet
+//! (an unknown member, or a newer generation of a known one) is answered with a
+//! push-pull, so a first node that came back alone is merged back into its
+//! cluster. A node started without introducers that has seen no other member is
+//! a *founder*; if the first member it hears of already holds data (is not
+//! pending), it was merged into an existing cluster and becomes pending itself.
+//!
+//! Pings and acks carry wall-clock times, from which each node estimates its
+//! peers' clock offsets (`clock.rs`).
+//!
 //! The core is split by concern: `swim/probe.rs` (probing and its verdicts),
-//! `swim/apply.rs` (applying news, refutation, suspicion timeouts) and
-//! `swim/send.rs` (datagrams, piggybacking, state chunks, broadcasts).
+//! `swim/apply.rs` (applying news, refutation, suspicion timeouts),
+//! `swim/receive.rs` (handling datagrams), `swim/contact.rs` (seeds, reconnects,
+//! merges) and `swim/send.rs` (datagrams, piggybacking, state chunks, broadcasts).
 //!
 //! Invariants: every datagram produced fits the datagram budget; every timer is
 //! plain data and is ignored when it no longer matches the state it was set for;
 //! only this node ever raises its own incarnation. Pure: time is passed in, the RNG
 //! is seeded at construction, and effects are returned, never performed.
 
+use super::clock::ClockWatch;
 use super::gossip::{retransmit_limit, Gossip};
 use super::member::{Member, State, Update};
 use super::message::{update_size, Body, Datagram};
@@ -35,7 +51,9 @@ use rand::Rng;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 mod apply;
+mod contact;
 mod probe;
+mod receive;
 mod send;
 
 /// A timer, as data. The core recognises stale timers when they fire.
@@ -91,6 +109,9 @@ pub enum Event {
     Died(Update),
     /// A member left gracefully.
     Left(Update),
+    /// A member's details changed without a change of state (it became or
+    /// stopped being a pending replica, or moved its peer port).
+    Updated(Update),
 }
 
 impl Event {
@@ -101,7 +122,8 @@ impl Event {
             | Event::Suspected(u)
             | Event::Recovered(u)
             | Event::Died(u)
-            | Event::Left(u) => u,
+            | Event::Left(u)
+            | Event::Updated(u) => u,
         }
     }
 }
@@ -201,6 +223,20 @@ pub struct Swim {
     now: u64,
     stats: Stats,
     leaving: bool,
+    /// Wall clock (Unix ms) at `now == 0`.
+    wall_base: u64,
+    clock: ClockWatch,
+    /// Started without introducers.
+    founder: bool,
+    /// Some other live member was known at some point.
+    seen_others: bool,
+    /// A founder merged into an existing cluster: it holds data the cluster lacks.
+    merged: bool,
+    /// Processes (name, generation) this node sent its state to unasked.
+    contacted: HashMap<String, u64>,
+    /// Dead members forgotten (reclaimed) without having left: they still count
+    /// for the replication factor in effect.
+    departed: BTreeSet<String>,
 }
 
 impl Swim {
@@ -222,6 +258,8 @@ impl Swim {
                 state: State::Alive,
                 peer_port,
                 accuser: None,
+                store: generation,
+                pending: false,
             },
             config,
             payload_budget,
@@ -243,7 +281,77 @@ impl Swim {
             now: 0,
             stats: Stats::default(),
             leaving: false,
+            wall_base: 0,
+            clock: ClockWatch::new(),
+            founder: false,
+            seen_others: false,
+            merged: false,
+            contacted: HashMap::new(),
+            departed: BTreeSet::new(),
         }
+    }
+
+    /// The same node with the store generation `store` (the generation when it
+    /// started without data) and, when `pending`, announced as a pending replica.
+    pub fn with_store(mut self, store: u64, pending: bool) -> Swim {
+        self.me.store = store;
+        self.me.pending = pending;
+        self
+    }
+
+    /// The same node with wall clock `wall_base` (Unix ms) at time 0: pings and
+    /// acks carry `wall_base + now`.
+    pub fn with_wall_base(mut self, wall_base: u64) -> Swim {
+        self.wall_base = wall_base;
+        self
+    }
+
+    /// This node's wall clock (Unix ms) now.
+    pub fn wall_ms(&self) -> u64 {
+        self.wall_base.saturating_add(self.now)
+    }
+
+    /// The clock offsets of peers estimated so far.
+    pub fn clock(&self) -> &ClockWatch {
+        &self.clock
+    }
+
+    /// This node's handoff completed: it stops announcing itself as pending.
+    pub fn mark_synced(&mut self, now: u64, out: &mut Vec<Effect>) {
+        self.now = now;
+        if self.me.pending && !self.leaving {
+            self.me.pending = false;
+            self.me.incarnation = self.me.incarnation.saturating_add(1);
+            self.gossip.enqueue(self.me.clone(), true);
+            out.push(Effect::Notify(Event::Updated(self.me.clone())));
+        }
+    }
+
+    /// True once this node has known another live member.
+    pub fn seen_others(&self) -> bool {
+        self.seen_others
+    }
+
+    /// True when this node started without introducers (the first node of a cluster).
+    pub fn founder(&self) -> bool {
+        self.founder
+    }
+
+    /// True when this node, started without introducers, was merged into an
+    /// existing cluster: the keys it took while alone must be pushed to it.
+    pub fn merged(&self) -> bool {
+        self.merged
+    }
+
+    /// Members that have not left, this node and dead members included (those
+    /// forgotten after `dead_reclaim_ms` too): what caps the replication factor.
+    pub fn members_not_left(&self) -> usize {
+        let known = self
+            .members
+            .values()
+            .filter(|m| m.state() != State::Left)
+            .count();
+        1 + known + self.departed.len()
     }
 
     /// This node's own update (name, generation, incarnation, state).
@@ -303,6 +411,7 @@ impl Swim {
             .into_iter()
             .filter(|i| *i != self.me.name)
             .collect();
+        self.founder = self.introducers.is_empty();
         let first = self.rng.gen_range(0..self.config.protocol_period_ms.max(1));
         out.push(Effect::Schedule {
             after_ms: first,
@@ -436,44 +545,6 @@ impl Swim {
         }
     }
 
-    fn reconnect(&mut self, out: &mut Vec<Effect>) {
-        out.push(Effect::Schedule {
-            after_ms: self.config.reconnect_interval_ms,
-            timer: Timer::Reconnect,
-        });
-        if self.leaving {
-            return;
-        }
-        if self.live_count() == 1 {
-            self.send_join(out);
-        } else if let Some(intro) = self.introducers.choose(&mut self.rng).cloned() {
-            // Ask an introducer for its state now and then: heals a partition whose
-            // halves forgot each other.
-            if !self
-                .members
-                .get(&intro)
-                .is_some_and(|m| m.state().is_live())
-            {
-                self.send_state(out, intro, true);
-            }
-        }
-        let dead: Vec<String> = self
-            .members
-            .values()
-            .filter(|m| m.state() == State::Dead)
-            .map(|m| m.update.name.clone())
-            .collect();
-        if let Some(to) = dead.choose(&mut self.rng).cloned() {
-            self.send_state(out, to, true);
-        }
-        let horizon = self.now.saturating_sub(self.config.dead_reclaim_ms);
-        self.members
-            .retain(|_, m| m.state().is_live() || m.last_change_ms >= horizon);
-        let members = &self.members;
-        self.hint_probed
-            .retain(|name, _| members.contains_key(name));
-    }
-
     /// Something outside SWIM (a peer connection reset or refused) suggests that
     /// member `name` is gone: probe it at the next protocol period instead of
     /// waiting for its turn in the round-robin. The hint never suspects anyone by
@@ -482,69 +553,6 @@ impl Swim {
         self.now = now;
         if !self.leaving {
             self.probe_next(name);
-        }
-    }
-
-    /// A datagram arrived at `now`.
-    pub fn on_datagram(&mut self, now: u64, d: Datagram, out: &mut Vec<Effect>) {
-        self.now = now;
-        for u in d.gossip {
-            self.apply(u, &d.from, out);
-        }
-        match d.body {
-            Body::Ping { seq } => self.send(out, d.from, Body::Ack { seq }),
-            Body::Ack { seq } => {
-                if let Some(p) = self.probe.as_mut() {
-                    if p.seq == seq {
-                        p.acked = true;
-                    }
-                }
-                if let Some(relay) = self.relays.remove(&seq) {
-                    self.send(
-                        out,
-                        relay.origin,
-                        Body::Ack {
-                            seq: relay.origin_seq,
-                        },
-                    );
-                }
-            }
-            Body::Nack { seq } => {
-                if let Some(p) = self.probe.as_mut() {
-                    if p.seq == seq && !p.nackers.contains(&d.from) {
-                        p.nacks += 1;
-                        p.nackers.push(d.from.clone());
-                        self.stats.nacks += 1;
-                    }
-                }
-            }
-            Body::PingReq { seq, target } => {
-                self.seq += 1;
-                self.relays.insert(
-                    self.seq,
-                    Relay {
-                        origin: d.from,
-                        origin_seq: seq,
-                    },
-                );
-                self.send(out, target, Body::Ping { seq: self.seq });
-                // Not scaled by this helper's own health: the nack must reach the
-                // origin before its period ends, or the origin blames itself.
-                out.push(Effect::Schedule {
-                    after_ms: self.config.probe_timeout_ms * 4 / 5,
-                    timer: Timer::RelayTimeout { seq: self.seq },
-                });
-            }
-            Body::Join => self.send_state(out, d.from, false),
-            Body::Gossip => {}
-            Body::Sync { reply, members } => {
-                for u in members {
-                    self.apply(u, &d.from, out);
-                }
-                if reply {
-                    self.send_state(out, d.from, false);
-                }
-            }
         }
     }
 }

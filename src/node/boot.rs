@@ -7,7 +7,7 @@
 //! answering SWIM without storage behind it would never be declared dead).
 
 use super::control::{stop_on_signal, Control};
-use super::{bind_error, replica_handler, start_actors, Actors, StartError};
+use super::{bind_error, replica_handler, start_actors, Actors, Identity, StartError};
 use crate::api::{self, AppState};
 use crate::config::Config;
 use crate::transport::rpc;
@@ -64,10 +64,12 @@ impl Boot {
     ) -> web::Data<AppState> {
         let config = &self.config;
         let seed = self.generation ^ crate::replication::actor::node_tiebreak(&self.name);
+        // In memory, every start is a new, empty store: pending when joining.
+        let identity = Identity::fresh(self.generation, !config.introducers.is_empty());
         let actors = start_actors(
             config,
             self.name.clone(),
-            self.generation,
+            identity,
             seed,
             udp,
             Some(&self.swim_arbiter),

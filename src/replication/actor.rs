@@ -1,30 +1,38 @@
 //! The ReplicationActor: coordinates client requests over the replicas of a key.
 //!
-//! It stamps writes with a hybrid-logical-clock version, asks the pure
+//! It asks the [`Placement`] which replicas a request needs, asks the pure
 //! [`Coordinator`] what to send, routes each replica request to the local
-//! StorageActor or over peer RPC, feeds the answers back, and answers the client.
+//! StorageActor or over peer RPC (a read carries the store generation it expects
+//! of that replica), feeds the answers back, and answers the client. It keeps
+//! hints for replicas that missed a write and delivers them once they are on the
+//! ring again. While SWIM finds this node's clock off from most of its peers, it
+//! refuses writes (their versions would be in everyone else's future).
+//!
 //! Invariant: every client request gets exactly one [`Outcome`], at the latest when
 //! the request timeout fires.
 
-use super::coordinator::{Coordinator, Effect, Group, OpId, Outcome};
+use super::coordinator::{Coordinator, CoordinatorStats, Effect, OpId, Outcome, WriteSpec};
 use super::message::{ReplicaRequest, ReplicaResponse};
 use super::peer;
-use super::quorum::{needed, Consistency};
-use super::stabilizer::Placement;
+use super::placement::{Placement, Quorums};
+use super::quorum::Consistency;
+use super::stabilizer::{FlushHints, PlacementChanged};
 use crate::config::ReplicationConfig;
+use crate::membership::actor::ClockStatus;
 use crate::metrics::{Metrics, OpLabels};
-use crate::storage::actor::LocalOp;
-use crate::storage::hlc::Hlc;
+use crate::storage::actor::{unix_ms, LocalOp};
 use crate::storage::Record;
 use crate::transport::rpc::RpcClient;
 use actix::prelude::*;
-use bytes::Bytes;
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 /// How often request deadlines and speculative retries are checked while any is pending.
 const SWEEP: Duration = Duration::from_millis(20);
+
+/// Hints sent to one member in one batch.
+const HINT_BATCH: usize = 512;
 
 /// A client read.
 #[derive(Message, Debug)]
@@ -42,8 +50,10 @@ pub struct ClientGet {
 pub struct ClientPut {
     /// The key.
     pub key: String,
-    /// The value, or `None` to write a tombstone.
-    pub value: Option<Bytes>,
+    /// The value (`None` deletes), its time to live and its condition.
+    pub spec: WriteSpec,
+    /// Time to live in milliseconds (the expiry is stamped by this coordinator).
+    pub ttl_ms: Option<u64>,
     /// Consistency level.
     pub consistency: Consistency,
 }
@@ -52,6 +62,7 @@ pub struct ClientPut {
 #[rtype(result = "()")]
 struct ReplicaReply {
     op: OpId,
+    attempt: u32,
     from: String,
     response: ReplicaResponse,
 }
@@ -77,11 +88,12 @@ pub struct ReplicationActor {
     hints: BTreeMap<String, VecDeque<(String, Record)>>,
     hint_count: usize,
     max_hints: usize,
-    hlc: Hlc,
+    skewed: bool,
     storage: Recipient<LocalOp>,
     rpc: RpcClient,
     pending: HashMap<OpId, (oneshot::Sender<Outcome>, &'static str)>,
     metrics: Metrics,
+    reported: CoordinatorStats,
     out: Vec<Effect>,
 }
 
@@ -90,14 +102,9 @@ pub fn node_tiebreak(name: &str) -> u64 {
     crate::ring::hash::token(name.as_bytes())
 }
 
-fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
 impl ReplicationActor {
-    /// A coordinator for node `me`.
+    /// A coordinator for node `me`, never observing versions more than
+    /// `max_clock_offset_ms` ahead of its clock.
     pub fn new(
         me: String,
         config: ReplicationConfig,
@@ -107,10 +114,9 @@ impl ReplicationActor {
         max_hints: usize,
     ) -> ReplicationActor {
         ReplicationActor {
-            hlc: Hlc::new(node_tiebreak(&me)),
+            coordinator: Coordinator::new(node_tiebreak(&me), config.max_clock_offset_ms),
             me,
             config,
-            coordinator: Coordinator::new(),
             placement: None,
             deadlines: VecDeque::new(),
             sweeping: false,
@@ -118,49 +124,22 @@ impl ReplicationActor {
             hints: BTreeMap::new(),
             hint_count: 0,
             max_hints,
+            skewed: false,
             storage,
             rpc,
             pending: HashMap::new(),
             metrics,
+            reported: CoordinatorStats::default(),
             out: Vec::new(),
         }
     }
 
-    /// The replica groups of `key`: its preference list and, during a ring
-    /// transition, the live members of its settled preference list.
-    fn groups(&self, key: &str, level: Consistency, configured: usize) -> Vec<Group> {
-        let Some(p) = &self.placement else {
-            return Vec::new();
-        };
-        let n = self.config.n;
-        let mut current: Vec<String> = p
-            .current
-            .ring
-            .locate(key.as_bytes(), n)
-            .into_iter()
-            .map(str::to_string)
-            .collect();
-        // This node first: a read asks the first R replicas before the others.
-        if let Some(i) = current.iter().position(|m| *m == self.me) {
-            current[..=i].rotate_right(1);
+    fn quorums(&self) -> Quorums {
+        Quorums {
+            n: self.config.n,
+            r: self.config.r,
+            w: self.config.w,
         }
-        let mut groups = vec![Group::new(
-            current.clone(),
-            needed(level, configured, current.len()),
-        )];
-        if let Some(previous) = &p.previous {
-            let settled = previous.locate(key.as_bytes(), n);
-            if settled.iter().any(|m| !current.iter().any(|c| c == m)) {
-                let need = needed(level, configured, settled.len());
-                let live: Vec<String> = settled
-                    .into_iter()
-                    .filter(|m| p.current.peers.contains_key(*m))
-                    .map(str::to_string)
-                    .collect();
-                groups.push(Group::new(live, need));
-            }
-        }
-        groups
     }
 
     fn register(
@@ -217,14 +196,17 @@ impl ReplicationActor {
 
     fn send_replica(
         &mut self,
-        op: Option<OpId>,
+        op: Option<(OpId, u32)>,
         to: String,
-        request: ReplicaRequest,
+        mut request: ReplicaRequest,
         ctx: &mut Context<Self>,
     ) {
         let me = ctx.address();
+        if let ReplicaRequest::Read { expect, .. } = &mut request {
+            *expect = self.placement.as_ref().and_then(|p| p.expect(&to));
+        }
         let hint = match &request {
-            ReplicaRequest::Write { key, record } => Some((key.clone(), record.clone())),
+            ReplicaRequest::Put { key, record, .. } => Some((key.clone(), record.clone())),
             _ => None,
         };
         let response = if to == self.me {
@@ -255,9 +237,10 @@ impl ReplicationActor {
                     record,
                 });
             }
-            if let Some(op) = op {
+            if let Some((op, attempt)) = op {
                 me.do_send(ReplicaReply {
                     op,
+                    attempt,
                     from: to,
                     response,
                 });
@@ -265,73 +248,105 @@ impl ReplicationActor {
         });
     }
 
-    fn deliver_hints(&mut self, ctx: &mut Context<Self>) {
-        let Some(p) = &self.placement else {
-            return;
-        };
-        let ready: Vec<String> = self
-            .hints
-            .keys()
-            .filter(|to| p.current.peers.contains_key(*to))
-            .cloned()
-            .collect();
-        for to in ready {
-            let Some(queue) = self.hints.get_mut(&to) else {
-                continue;
-            };
-            let take = queue.len().min(512);
-            let records: Vec<(String, Record)> = queue.drain(..take).collect();
-            if queue.is_empty() {
+    /// Sends every hint held for a member that is on the ring; resolves when sent.
+    fn deliver_hints(&mut self, ctx: &mut Context<Self>) -> impl std::future::Future<Output = ()> {
+        let mut calls = Vec::new();
+        if let Some(p) = &self.placement {
+            let ready: Vec<String> = self
+                .hints
+                .keys()
+                .filter(|to| p.current.peers.contains_key(*to))
+                .cloned()
+                .collect();
+            for to in ready {
+                let Some(queue) = self.hints.get_mut(&to) else {
+                    continue;
+                };
+                while !queue.is_empty() {
+                    let take = queue.len().min(HINT_BATCH);
+                    let records: Vec<(String, Record)> = queue.drain(..take).collect();
+                    self.hint_count -= records.len();
+                    let addr = p.current.peers.get(&to).cloned();
+                    let timeout = Duration::from_millis(self.config.request_timeout_ms);
+                    let request = ReplicaRequest::WriteBatch { records };
+                    let call = peer::call(&self.rpc, addr.as_deref(), &request, timeout);
+                    let metrics = self.metrics.clone();
+                    let me = ctx.address();
+                    let to = to.clone();
+                    calls.push(async move {
+                        let ReplicaRequest::WriteBatch { records } = request else {
+                            return;
+                        };
+                        if call.await == ReplicaResponse::Written {
+                            metrics.hints_delivered.inc_by(records.len() as u64);
+                        } else {
+                            for (key, record) in records {
+                                me.do_send(Hint {
+                                    to: to.clone(),
+                                    key,
+                                    record,
+                                });
+                            }
+                        }
+                    });
+                }
                 self.hints.remove(&to);
             }
-            self.hint_count -= records.len();
-            let addr = p.current.peers.get(&to).cloned();
-            let timeout = Duration::from_millis(self.config.request_timeout_ms);
-            let request = ReplicaRequest::WriteBatch { records };
-            let call = peer::call(&self.rpc, addr.as_deref(), &request, timeout);
-            let metrics = self.metrics.clone();
-            let me = ctx.address();
-            actix::spawn(async move {
-                if call.await == ReplicaResponse::Written {
-                    if let ReplicaRequest::WriteBatch { records } = request {
-                        metrics.hints_delivered.inc_by(records.len() as u64);
-                    }
-                } else if let ReplicaRequest::WriteBatch { records } = request {
-                    for (key, record) in records {
-                        me.do_send(Hint {
-                            to: to.clone(),
-                            key,
-                            record,
-                        });
-                    }
-                }
-            });
         }
         self.metrics.hints_pending.set(self.hint_count as i64);
+        async move {
+            futures_util::future::join_all(calls).await;
+        }
     }
 
     fn run_effects(&mut self, ctx: &mut Context<Self>) {
         let effects = std::mem::take(&mut self.out);
         for effect in effects {
             match effect {
-                Effect::Send { op, to, request } => self.send_replica(Some(op), to, request, ctx),
+                Effect::Send {
+                    op,
+                    attempt,
+                    to,
+                    request,
+                } => self.send_replica(Some((op, attempt)), to, request, ctx),
                 Effect::Repair { to, request } => {
                     self.metrics.read_repairs.inc();
                     self.send_replica(None, to, request, ctx);
                 }
                 Effect::Reply { op, outcome } => {
                     if let Some((tx, kind)) = self.pending.remove(&op) {
-                        if matches!(outcome, Outcome::Unavailable { .. }) {
+                        if let Outcome::Unavailable {
+                            needed, replicas, ..
+                        } = &outcome
+                        {
                             self.metrics
                                 .quorum_failures
                                 .get_or_create(&OpLabels { op: kind })
                                 .inc();
+                            if kind == "write" && replicas < needed {
+                                self.metrics.writes_without_live_quorum.inc();
+                            }
                         }
                         let _ = tx.send(outcome);
                     }
                 }
             }
         }
+        self.count();
+    }
+
+    fn count(&mut self) {
+        let now = self.coordinator.stats();
+        let was = std::mem::replace(&mut self.reported, now);
+        self.metrics
+            .writes_retried_stale
+            .inc_by(now.stale_retries - was.stale_retries);
+        self.metrics
+            .versions_not_observed
+            .inc_by(now.not_observed - was.not_observed);
+        self.metrics
+            .precondition_failed
+            .inc_by(now.precondition_failed - was.precondition_failed);
     }
 
     fn respond(rx: oneshot::Receiver<Outcome>) -> ResponseFuture<Outcome> {
@@ -351,15 +366,45 @@ impl Actor for ReplicationActor {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.set_mailbox_capacity(65_536);
-        ctx.run_interval(Duration::from_secs(1), |act, ctx| act.deliver_hints(ctx));
+        ctx.run_interval(Duration::from_secs(1), |act, ctx| {
+            let sent = act.deliver_hints(ctx);
+            ctx.spawn(actix::fut::wrap_future(sent));
+        });
     }
 }
 
-impl Handler<Placement> for ReplicationActor {
+impl Handler<PlacementChanged> for ReplicationActor {
     type Result = ();
 
-    fn handle(&mut self, msg: Placement, _: &mut Context<Self>) {
-        self.placement = Some(msg);
+    fn handle(&mut self, msg: PlacementChanged, _: &mut Context<Self>) {
+        self.placement = Some(msg.0);
+    }
+}
+
+impl Handler<ClockStatus> for ReplicationActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: ClockStatus, _: &mut Context<Self>) {
+        if msg.skewed != self.skewed {
+            if msg.skewed {
+                log::error!(
+                    "this node's clock is more than {} ms away from most peers' clocks: refusing writes until it is fixed",
+                    self.config.max_clock_offset_ms
+                );
+            } else {
+                log::info!("this node's clock agrees with its peers again: accepting writes");
+            }
+        }
+        self.skewed = msg.skewed;
+        self.metrics.clock_skewed.set(i64::from(msg.skewed));
+    }
+}
+
+impl Handler<FlushHints> for ReplicationActor {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, _: FlushHints, ctx: &mut Context<Self>) -> Self::Result {
+        Box::pin(self.deliver_hints(ctx))
     }
 }
 
@@ -384,7 +429,10 @@ impl Handler<ClientGet> for ReplicationActor {
     type Result = ResponseFuture<Outcome>;
 
     fn handle(&mut self, msg: ClientGet, ctx: &mut Context<Self>) -> Self::Result {
-        let groups = self.groups(&msg.key, msg.consistency, self.config.r);
+        let groups = match &self.placement {
+            Some(p) => p.groups(&self.me, &msg.key, msg.consistency, self.quorums(), false),
+            None => Vec::new(),
+        };
         let mut out = std::mem::take(&mut self.out);
         let op = self.coordinator.read(&msg.key, &groups, &mut out);
         self.out = out;
@@ -400,14 +448,20 @@ impl Handler<ClientPut> for ReplicationActor {
     type Result = ResponseFuture<Outcome>;
 
     fn handle(&mut self, msg: ClientPut, ctx: &mut Context<Self>) -> Self::Result {
-        let version = self.hlc.tick(unix_ms());
-        let record = match msg.value {
-            Some(v) => Record::value(version, v),
-            None => Record::tombstone(version),
+        if self.skewed {
+            return Box::pin(async { Outcome::ClockSkewed });
+        }
+        let now = unix_ms();
+        let mut spec = msg.spec;
+        spec.expires_ms = msg.ttl_ms.map(|ttl| now.saturating_add(ttl));
+        let groups = match &self.placement {
+            Some(p) => p.groups(&self.me, &msg.key, msg.consistency, self.quorums(), true),
+            None => Vec::new(),
         };
-        let groups = self.groups(&msg.key, msg.consistency, self.config.w);
         let mut out = std::mem::take(&mut self.out);
-        let op = self.coordinator.write(&msg.key, record, &groups, &mut out);
+        let op = self
+            .coordinator
+            .write(&msg.key, spec, &groups, now, &mut out);
         self.out = out;
         let rx = self.register(op, "write", ctx);
         self.run_effects(ctx);
@@ -419,12 +473,15 @@ impl Handler<ReplicaReply> for ReplicationActor {
     type Result = ();
 
     fn handle(&mut self, msg: ReplicaReply, ctx: &mut Context<Self>) {
-        if let ReplicaResponse::Read(Some(r)) = &msg.response {
-            self.hlc.observe(r.version);
-        }
         let mut out = std::mem::take(&mut self.out);
-        self.coordinator
-            .on_response(msg.op, &msg.from, msg.response, &mut out);
+        self.coordinator.on_response(
+            msg.op,
+            msg.attempt,
+            &msg.from,
+            msg.response,
+            unix_ms(),
+            &mut out,
+        );
         self.out = out;
         self.run_effects(ctx);
     }

@@ -3,4 +3,4 @@
 //! The request and response types belong to the storage layer (`storage::ops`),
 //! which serves them; coordinators and stabilizers send them over peer RPC.
 
-pub use crate::storage::ops::{ReplicaRequest, ReplicaResponse};
+pub use crate::storage::ops::{PutCheck, ReplicaRequest, ReplicaResponse};

@@ -1,8 +1,11 @@
 //! Quorum arithmetic: how many replica answers a request needs.
 //!
-//! Invariant: the number needed is at least 1 and at most the number of replicas
-//! asked, so a request on a cluster smaller than N can still complete when every
-//! replica answers (the replication factor is capped at the number of members).
+//! Invariant: the number needed is at least 1 and at most the replication factor
+//! in effect, which shrinks below N only when the cluster has fewer than N members
+//! that have not left (a first node alone, or members that left gracefully), never
+//! because members are dead or unreachable. A preference list with fewer live
+//! replicas than needed makes the request fail: nothing is ever acknowledged with
+//! fewer than W copies.
 
 use serde::{Deserialize, Serialize};
 use std::str::FromStr;
@@ -34,14 +37,21 @@ impl FromStr for Consistency {
     }
 }
 
-/// Answers needed out of `replicas` for a configured quorum `configured` at `level`.
-pub fn needed(level: Consistency, configured: usize, replicas: usize) -> usize {
+/// Answers needed for a configured quorum `configured` at `level` when the
+/// replication factor in effect is `n`.
+pub fn needed(level: Consistency, configured: usize, n: usize) -> usize {
     let want = match level {
         Consistency::One => 1,
         Consistency::Quorum => configured,
-        Consistency::All => replicas,
+        Consistency::All => n,
     };
-    want.clamp(1, replicas.max(1))
+    want.clamp(1, n.max(1))
+}
+
+/// The replication factor in effect: `n`, or fewer when the cluster has fewer
+/// members that have not left (dead and unreachable members count).
+pub fn effective_n(n: usize, members_not_left: usize) -> usize {
+    n.min(members_not_left.max(1))
 }
 
 #[cfg(test)]
@@ -50,7 +60,7 @@ mod tests {
 
     #[test]
     fn quorum_table() {
-        // (level, configured, replicas) -> needed
+        // (level, configured, replication factor in effect) -> needed
         let rows = [
             (Consistency::One, 2, 3, 1),
             (Consistency::Quorum, 2, 3, 2),
@@ -67,6 +77,14 @@ mod tests {
                 "{level:?} {configured} {replicas}"
             );
         }
+    }
+
+    #[test]
+    fn the_replication_factor_shrinks_only_with_the_members_that_have_not_left() {
+        assert_eq!(effective_n(3, 5), 3);
+        assert_eq!(effective_n(3, 2), 2);
+        assert_eq!(effective_n(3, 1), 1, "a first node alone");
+        assert_eq!(effective_n(3, 0), 1);
     }
 
     #[test]

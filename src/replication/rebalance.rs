@@ -2,17 +2,25 @@
 //! ring change is settled.
 //!
 //! Every node compares the *settled* ring (the last one whose handoff every member
-//! reported complete) with the *current* one. A key it holds is pushed to the
-//! members that are new in the key's preference list; if this node is no longer in
-//! the list, the key is pushed to the whole new list and dropped locally once they
-//! all acknowledged. A [`Transition`] tracks which members finished their handoff
-//! for the current ring; until all did, coordinators use joint quorums over the
-//! settled and the current preference lists (see `coordinator.rs`).
+//! reported complete) with the *current* one. Members are compared by identity:
+//! a name with the same store generation on both rings still holds its copies; a
+//! member that came back without its data (same name, new store generation) is a
+//! newcomer in every list it is in. A key this node holds is pushed to the
+//! members that are new in the key's preference list; if this node is no longer
+//! in the list, the key is pushed to the whole new list and dropped locally once
+//! they all acknowledged. A [`Transition`] tracks which members finished their
+//! handoff for the current ring; until all did, coordinators use joint quorums
+//! over the settled and the current preference lists (see `coordinator.rs`).
+//!
+//! A node that came back without its data is *pending*: its settled ring is the
+//! current ring with itself as it was before ([`FORMER_STORE`]), so its own
+//! coordinator counts on the other replicas exactly as the rest of the cluster
+//! does, until every member reported its handoff for the current ring.
 //!
 //! Invariants: a key is only ever dropped after a push to its entire new
 //! preference list was acknowledged; the settled ring only moves forward to a ring
-//! every one of whose members reported its handoff complete, or after a timeout.
-//! Pure.
+//! every one of whose members reported its handoff complete, or after a timeout;
+//! a pending node alone on its ring stays pending. Pure.
 
 use crate::ring::hash::{token, Token};
 use crate::ring::ring::Ring;
@@ -30,28 +38,48 @@ pub struct KeyPlan {
     pub drop_local: bool,
 }
 
+/// The store generation a pending node gives itself on its settled ring: the data
+/// it held before it came back, which no member can count on.
+pub const FORMER_STORE: u64 = u64::MAX;
+
 /// The plan for a key with token `token` held by `me`, moving from `settled` to
 /// `current`. Exactly one holder streams the key to each member that is new in its
 /// preference list: a live member that drops out of the list (it must hand off
 /// before dropping anyway), or else the first member of the old list that stays.
-/// A copy held by a member in neither list is pushed to the whole new list.
-pub fn plan_key(me: &str, token: Token, settled: &Ring, current: &Ring, n: usize) -> KeyPlan {
+/// A copy held by a member in neither list is pushed to the whole new list. A
+/// member counts as the same on both rings only with the same store generation.
+/// `push_own`: this node holds data the others may lack although it is new on the
+/// ring (a first node that served alone, merged into an existing cluster): its
+/// keys go to the rest of their lists too.
+pub fn plan_key(
+    me: &str,
+    token: Token,
+    settled: &Ring,
+    current: &Ring,
+    n: usize,
+    push_own: bool,
+) -> KeyPlan {
     let new = current.preference_list(token, n);
     let old = settled.preference_list(token, n);
+    // A member of the old list still holds its copies only with the same store.
+    let kept = |m: &str| settled.same_store(current, m);
     let in_new = new.contains(&me);
-    let in_old = old.contains(&me);
+    // This node held its copies unless it came back without its data (pending:
+    // FORMER_STORE on the settled ring, or another store on the current one).
+    let mine = settled.store_of(me);
+    let in_old = old.contains(&me)
+        && mine != Some(FORMER_STORE)
+        && current.store_of(me).is_none_or(|s| Some(s) == mine);
     let fresh = || -> Vec<String> {
         new.iter()
-            .filter(|m| !old.contains(m))
+            .filter(|m| !(old.contains(m) && kept(m)))
             .map(|m| m.to_string())
             .collect()
     };
-    let alive = |m: &&str| current.members().iter().any(|c| c == m);
     let leavers: Vec<&str> = old
         .iter()
         .copied()
-        .filter(alive)
-        .filter(|m| !new.contains(m))
+        .filter(|m| kept(m) && !new.contains(m))
         .collect();
     match (in_old, in_new) {
         (true, false) => KeyPlan {
@@ -63,14 +91,22 @@ pub fn plan_key(me: &str, token: Token, settled: &Ring, current: &Ring, n: usize
             drop_local: true,
         },
         (true, true) => {
-            let pusher = leavers.is_empty() && old.iter().find(|m| new.contains(m)) == Some(&me);
+            let pusher =
+                leavers.is_empty() && old.iter().find(|m| new.contains(m) && kept(m)) == Some(&me);
             KeyPlan {
                 push_to: if pusher { fresh() } else { Vec::new() },
                 drop_local: false,
             }
         }
         (false, true) => KeyPlan {
-            push_to: Vec::new(),
+            push_to: if push_own {
+                new.iter()
+                    .filter(|m| **m != me)
+                    .map(|m| m.to_string())
+                    .collect()
+            } else {
+                Vec::new()
+            },
             drop_local: false,
         },
     }
@@ -106,9 +142,17 @@ pub fn shared_ranges(ring: &Ring, a: &str, b: &str, n: usize) -> Vec<(Token, Tok
     out
 }
 
-/// A ring's identity independent of any node's epoch numbering: a hash of its members.
+/// A ring's identity independent of any node's epoch numbering: a hash of its
+/// members and their store generations.
 pub fn fingerprint(ring: &Ring) -> u64 {
-    token(ring.members().join(",").as_bytes()) ^ u64::from(ring.vnodes())
+    let mut text = String::new();
+    for (member, store) in ring.identities() {
+        text.push_str(member);
+        text.push('#');
+        text.push_str(&store.to_string());
+        text.push(',');
+    }
+    token(text.as_bytes()) ^ u64::from(ring.vnodes())
 }
 
 /// Which ring is settled, and who finished handing off for the current one.
@@ -119,6 +163,8 @@ pub struct Transition {
     synced: BTreeSet<String>,
     changed_ms: u64,
     timeout_ms: u64,
+    /// This node, while it is a pending replica (it came back without its data).
+    pending: Option<String>,
 }
 
 impl Transition {
@@ -131,7 +177,30 @@ impl Transition {
             synced: BTreeSet::new(),
             changed_ms: 0,
             timeout_ms,
+            pending: None,
         }
+    }
+
+    /// Starts with `me` pending on `ring`: its settled ring is `ring` with `me`
+    /// holding [`FORMER_STORE`], until every member reported its handoff.
+    pub fn pending(ring: Arc<Ring>, me: &str, timeout_ms: u64, now_ms: u64) -> Transition {
+        let mut t = Transition::new(ring, timeout_ms);
+        t.become_pending(me, now_ms);
+        t
+    }
+
+    /// `me` turns out to hold less than the cluster (a first node that served alone
+    /// was merged into an existing cluster): pending from now on.
+    pub fn become_pending(&mut self, me: &str, now_ms: u64) {
+        self.pending = Some(me.to_string());
+        self.settled = Arc::new(self.current.with_store(me, FORMER_STORE));
+        self.synced.clear();
+        self.changed_ms = now_ms;
+    }
+
+    /// True while this node is a pending replica.
+    pub fn is_pending(&self) -> bool {
+        self.pending.is_some()
     }
 
     /// The ring in use.
@@ -151,14 +220,26 @@ impl Transition {
 
     /// A new current ring. Returns true when it differs from the previous current ring.
     pub fn on_ring(&mut self, ring: Arc<Ring>, now_ms: u64) -> bool {
-        if fingerprint(&ring) == fingerprint(&self.current) {
-            self.current = ring;
-            return false;
+        let changed = fingerprint(&ring) != fingerprint(&self.current);
+        if let Some(me) = &self.pending {
+            self.settled = Arc::new(ring.with_store(me, FORMER_STORE));
         }
         self.current = ring;
-        self.synced.clear();
-        self.changed_ms = now_ms;
-        true
+        if changed {
+            self.synced.clear();
+            self.changed_ms = now_ms;
+        }
+        changed
+    }
+
+    fn settle(&mut self) {
+        self.settled = self.current.clone();
+        self.pending = None;
+    }
+
+    /// A pending node alone on its ring has nobody to receive its data from.
+    fn alone_and_pending(&self) -> bool {
+        self.pending.is_some() && self.current.len() <= 1
     }
 
     /// Member `from` finished its handoff for the ring with `print`. Returns true
@@ -168,13 +249,14 @@ impl Transition {
             return false;
         }
         self.synced.insert(from.to_string());
-        if self
-            .current
-            .members()
-            .iter()
-            .all(|m| self.synced.contains(m))
+        if !self.alone_and_pending()
+            && self
+                .current
+                .members()
+                .iter()
+                .all(|m| self.synced.contains(m))
         {
-            self.settled = self.current.clone();
+            self.settle();
             return true;
         }
         false
@@ -182,11 +264,24 @@ impl Transition {
 
     /// Time passes. Returns true when the timeout settles the transition.
     pub fn on_tick(&mut self, now_ms: u64) -> bool {
-        if self.previous().is_some() && now_ms.saturating_sub(self.changed_ms) >= self.timeout_ms {
-            self.settled = self.current.clone();
+        if self.previous().is_some()
+            && !self.alone_and_pending()
+            && now_ms.saturating_sub(self.changed_ms) >= self.timeout_ms
+        {
+            self.settle();
             return true;
         }
         false
+    }
+
+    /// Members of the current ring that have not reported their handoff yet.
+    pub fn waiting_for(&self) -> Vec<&str> {
+        self.current
+            .members()
+            .iter()
+            .filter(|m| !self.synced.contains(*m))
+            .map(String::as_str)
+            .collect()
     }
 }
 
@@ -207,7 +302,7 @@ mod tests {
             if !new.members().iter().any(|m| m == me) {
                 continue; // dead: not running
             }
-            for to in plan_key(me, t, old, new, 3).push_to {
+            for to in plan_key(me, t, old, new, 3, false).push_to {
                 out.push((me.to_string(), to));
             }
         }
@@ -265,7 +360,7 @@ mod tests {
             let t = token(format!("key-{i}").as_bytes());
             let (o, n) = (old.preference_list(t, 3), new.preference_list(t, 3));
             for me in o.iter().filter(|m| !n.contains(m)) {
-                let plan = plan_key(me, t, &old, &new, 3);
+                let plan = plan_key(me, t, &old, &new, 3, false);
                 assert!(plan.drop_local);
                 assert_eq!(plan.push_to, vec!["e".to_string()]);
                 dropped += 1;
@@ -283,7 +378,7 @@ mod tests {
             .into_iter()
             .find(|m| !list.contains(m))
             .expect("a member outside");
-        let plan = plan_key(stray, t, &r, &r, 3);
+        let plan = plan_key(stray, t, &r, &r, 3, false);
         assert!(plan.drop_local);
         assert_eq!(plan.push_to.len(), 3);
     }
@@ -305,7 +400,10 @@ mod tests {
         let r = ring(1, &["a", "b", "c"]);
         let t = token(b"k");
         for me in ["a", "b", "c"] {
-            assert_eq!(plan_key(me, t, &r, &r, 3).push_to, Vec::<String>::new());
+            assert_eq!(
+                plan_key(me, t, &r, &r, 3, false).push_to,
+                Vec::<String>::new()
+            );
         }
     }
 
@@ -347,5 +445,92 @@ mod tests {
         assert!(!tr.on_tick(1_000));
         assert!(tr.on_tick(1_100));
         assert!(tr.previous().is_none());
+    }
+
+    #[test]
+    fn a_member_back_without_its_data_gets_each_of_its_keys_from_exactly_one_holder() {
+        let five = Ring::with_stores(1, ["a", "b", "c", "d", "e"].map(|m| (m.to_string(), 1)), 16);
+        let restarted = five.with_store("b", 2);
+        let mut received = 0;
+        for i in 0..2_000 {
+            let key = format!("key-{i}");
+            let t = token(key.as_bytes());
+            let list = five.preference_list(t, 3);
+            let mut got = Vec::new();
+            for me in &list {
+                // b is running again, but as a new, empty store: it sends nothing.
+                for to in plan_key(me, t, &five, &restarted, 3, false).push_to {
+                    got.push(to);
+                }
+            }
+            if list.contains(&"b") {
+                assert_eq!(got, ["b"], "{key}: {list:?}");
+                received += 1;
+            } else {
+                assert!(got.is_empty(), "{key}: {got:?}");
+            }
+        }
+        assert!(received > 0);
+    }
+
+    #[test]
+    fn a_first_node_merged_into_a_cluster_pushes_its_own_keys_to_the_rest_of_their_lists() {
+        let cluster = Ring::with_stores(1, ["a", "b", "c", "d"].map(|m| (m.to_string(), 1)), 16);
+        let settled = cluster.with_store("a", FORMER_STORE);
+        let t = (0..)
+            .map(|i| token(format!("k{i}").as_bytes()))
+            .find(|t| cluster.preference_list(*t, 3).contains(&"a"))
+            .expect("a key of a");
+        let plan = plan_key("a", t, &settled, &cluster, 3, true);
+        let mut want: Vec<String> = cluster
+            .preference_list(t, 3)
+            .into_iter()
+            .filter(|m| *m != "a")
+            .map(str::to_string)
+            .collect();
+        want.sort();
+        let mut got = plan.push_to.clone();
+        got.sort();
+        assert_eq!(got, want);
+        assert!(!plan.drop_local);
+        assert!(plan_key("a", t, &settled, &cluster, 3, false)
+            .push_to
+            .is_empty());
+    }
+
+    #[test]
+    fn a_pending_node_settles_only_when_every_member_of_a_real_ring_synced() {
+        let alone = Arc::new(Ring::with_stores(1, [("a".to_string(), 7)], 16));
+        let mut tr = Transition::pending(alone.clone(), "a", 1_000, 0);
+        assert!(tr.is_pending() && tr.previous().is_some());
+        assert!(
+            !tr.on_synced("a", fingerprint(&alone)),
+            "alone: nobody handed anything over"
+        );
+        assert!(!tr.on_tick(5_000), "alone: no timeout either");
+        let joined = Arc::new(Ring::with_stores(
+            2,
+            [
+                ("a".to_string(), 7),
+                ("b".to_string(), 1),
+                ("c".to_string(), 1),
+            ],
+            16,
+        ));
+        assert!(tr.on_ring(joined.clone(), 6_000));
+        let settled = tr.previous().expect("still in transition").clone();
+        assert_eq!(settled.store_of("a"), Some(FORMER_STORE));
+        assert_eq!(settled.store_of("b"), Some(1));
+        let print = fingerprint(&joined);
+        assert!(!tr.on_synced("a", print) && !tr.on_synced("b", print));
+        assert!(tr.on_synced("c", print));
+        assert!(!tr.is_pending() && tr.previous().is_none());
+    }
+
+    #[test]
+    fn a_restarted_member_changes_the_fingerprint_and_a_same_store_restart_does_not() {
+        let a = Ring::with_stores(1, [("a".to_string(), 1), ("b".to_string(), 1)], 16);
+        assert_ne!(fingerprint(&a), fingerprint(&a.with_store("a", 2)));
+        assert_eq!(fingerprint(&a), fingerprint(&a.with_store("a", 1)));
     }
 }

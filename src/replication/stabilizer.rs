@@ -1,49 +1,41 @@
-//! The StabilizerActor: data follows membership.
+//! The StabilizerActor: the shell of the stabilizer core (`stabilization.rs`).
 //!
-//! On every ring change it walks the local store in batches and streams each key
-//! to the members that are new in its preference list (see `rebalance.rs`),
-//! dropping keys this node no longer replicates once their new owners acknowledged
-//! them; when the walk completes it tells every member (`Synced`). It tracks the
-//! [`Transition`] from the settled ring to the current one and publishes both to
-//! the coordinator as a [`Placement`]. Periodically it runs anti-entropy with a
-//! random peer: bucketed digests of the keys both replicate, then an exchange of
-//! the keys in differing buckets. It also hands everything off before a graceful
-//! leave.
+//! It feeds the core ring changes, peers' `Synced` reports and a tick every
+//! second, and carries out what the core asks: pages of the local store, pushes
+//! to peers, drops of handed-off keys, `Synced` announcements (after flushing the
+//! hints this node holds, so a member back without its data also gets the writes
+//! it missed), the local replica's authority, and the end of a graceful leave.
+//! It also runs anti-entropy with a random peer every interval while no
+//! transition is under way: bucketed digests of the keys both replicate, then an
+//! exchange of the keys in differing buckets.
 //!
-//! Invariants: at most one walk runs at a time (a newer ring cancels the running
-//! one, which is restarted for the newer ring, so an interrupted walk resumes by
-//! walking again — every step is idempotent); a key is dropped only after every
-//! push of it was acknowledged and only if its version did not change meanwhile.
+//! Invariant: every answer the core waits for is reported back to it exactly
+//! once, tagged with the walk it belongs to (a replaced walk's answers are
+//! ignored by the core).
 
 use super::anti_entropy::AntiEntropy;
+use super::handoff::WalkEffect;
 use super::message::{ReplicaRequest, ReplicaResponse};
 use super::peer;
-use super::rebalance::{fingerprint, plan_key, shared_ranges, Transition};
+use super::placement::Placement;
+use super::rebalance::shared_ranges;
+use super::stabilization::{StabilizeEffect, Stabilizer};
 use crate::config::StabilizeConfig;
-use crate::metrics::Metrics;
-use crate::ring::actor::{RingChanged, RingSnapshot};
-use crate::ring::hash::token;
-use crate::ring::ring::Ring;
-use crate::storage::actor::{DropHandedOff, LocalOp, LocalPage};
+use crate::membership::actor::MarkSynced;
+use crate::metrics::{MemberLabels, Metrics};
+use crate::ring::actor::RingChanged;
+use crate::storage::actor::{DropHandedOff, LocalOp, LocalPage, SetAuthority, SetLeaving};
 use crate::storage::Record;
 use crate::transport::rpc::RpcClient;
 use actix::prelude::*;
-use futures_util::future::join_all;
 use rand::seq::SliceRandom;
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::oneshot;
 
-/// Where keys live now: the current ring and, during a transition, the settled one.
+/// The placement coordinators must use from now on.
 #[derive(Message, Clone, Debug)]
 #[rtype(result = "()")]
-pub struct Placement {
-    /// The current ring and the peer addresses of its members.
-    pub current: RingSnapshot,
-    /// The settled ring while a transition is under way.
-    pub previous: Option<Arc<Ring>>,
-}
+pub struct PlacementChanged(pub Placement);
 
 /// A peer finished its handoff for a ring.
 #[derive(Message, Debug)]
@@ -56,20 +48,39 @@ pub struct PeerSynced {
 }
 
 /// Hand every local key to the members that own it without this node (graceful
-/// leave). Answers how many keys were handed off, or why it failed.
+/// leave). Answers how many keys were handed off.
 #[derive(Message, Debug)]
 #[rtype(result = "Result<u64, String>")]
 pub struct HandOffAll;
 
+/// Deliver every hint held for a live member now; answers once they were sent.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct FlushHints;
+
+/// Where the stabilizer reports that this node's handoff completed (wired once
+/// the membership actor exists: it starts after the stabilizer).
 #[derive(Message)]
 #[rtype(result = "()")]
-struct WalkDone {
-    generation: u64,
-    fingerprint: u64,
-    result: Result<u64, String>,
+pub struct WireMembership(pub Recipient<MarkSynced>);
+
+#[derive(Message)]
+#[rtype(result = "()")]
+struct WalkPage {
+    walk: u64,
+    page: Vec<(String, Record)>,
 }
 
-/// The storage recipients a walk needs.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct WalkPushed {
+    walk: u64,
+    to: String,
+    ok: bool,
+    count: u64,
+}
+
+/// The storage recipients the stabilizer needs.
 #[derive(Clone)]
 pub struct StorageLinks {
     /// Replica operations on the local store.
@@ -78,135 +89,28 @@ pub struct StorageLinks {
     pub page: Recipient<LocalPage>,
     /// Dropping handed-off keys.
     pub drop: Recipient<DropHandedOff>,
+    /// The replica's authority.
+    pub authority: Recipient<SetAuthority>,
+    /// Refusing writes once leaving.
+    pub leaving: Recipient<SetLeaving>,
 }
 
-/// One walk over the local store, from `settled` to `target`.
-#[derive(Clone)]
-struct Walk {
-    me: String,
-    n: usize,
-    settled: Arc<Ring>,
-    target: Arc<Ring>,
-    peers: Arc<BTreeMap<String, String>>,
-    storage: StorageLinks,
-    rpc: RpcClient,
-    batch: usize,
-    pause: Duration,
-    timeout: Duration,
-    drop_local: bool,
-    generation: Arc<AtomicU64>,
-    mine: u64,
-    metrics: Metrics,
-}
-
-impl Walk {
-    async fn run(self) -> Result<u64, String> {
-        let mut after: Option<String> = None;
-        let mut moved = 0u64;
-        let mut failed: Option<String> = None;
-        let mut scanned = 0i64;
-        loop {
-            if self.generation.load(Ordering::SeqCst) != self.mine {
-                return Err("superseded by a newer ring".into());
-            }
-            let page = self
-                .storage
-                .page
-                .send(LocalPage {
-                    after: after.clone(),
-                    limit: self.batch,
-                })
-                .await
-                .map_err(|e| format!("storage: {e}"))?;
-            let Some((last, _)) = page.last() else {
-                break;
-            };
-            after = Some(last.clone());
-            scanned += page.len() as i64;
-            let mut batches: BTreeMap<String, Vec<(String, Record)>> = BTreeMap::new();
-            let mut to_drop: Vec<(String, Record, Vec<String>)> = Vec::new();
-            for (key, record) in page {
-                let plan = plan_key(
-                    &self.me,
-                    token(key.as_bytes()),
-                    &self.settled,
-                    &self.target,
-                    self.n,
-                );
-                for t in &plan.push_to {
-                    batches
-                        .entry(t.clone())
-                        .or_default()
-                        .push((key.clone(), record.clone()));
-                }
-                if plan.drop_local && self.drop_local {
-                    to_drop.push((key, record, plan.push_to));
-                }
-            }
-            let calls = batches.into_iter().map(|(to, records)| {
-                let count = records.len() as u64;
-                let fut = peer::call(
-                    &self.rpc,
-                    self.peers.get(&to).map(String::as_str),
-                    &ReplicaRequest::WriteBatch { records },
-                    self.timeout,
-                );
-                async move { (to, count, fut.await) }
-            });
-            let mut acked = BTreeSet::new();
-            for (to, count, response) in join_all(calls).await {
-                match response {
-                    ReplicaResponse::Written => {
-                        moved += count;
-                        self.metrics.rebalance_keys_moved.inc_by(count);
-                        acked.insert(to);
-                    }
-                    other => failed = Some(format!("push to {to}: {other:?}")),
-                }
-            }
-            let drops: Vec<_> = to_drop
-                .into_iter()
-                .filter(|(_, _, targets)| {
-                    !targets.is_empty() && targets.iter().all(|t| acked.contains(t))
-                })
-                .map(|(k, r, _)| (k, r.version))
-                .collect();
-            if !drops.is_empty() {
-                let _ = self.storage.drop.send(DropHandedOff(drops)).await;
-            }
-            let total = self.metrics.keys_stored.get();
-            self.metrics
-                .rebalance_keys_pending
-                .set((total - scanned).max(0));
-            if !self.pause.is_zero() {
-                tokio::time::sleep(self.pause).await;
-            }
-        }
-        self.metrics.rebalance_keys_pending.set(0);
-        match failed {
-            Some(why) => Err(why),
-            None => Ok(moved),
-        }
-    }
-}
-
-/// Owns the ring transition, the handoff walks and anti-entropy.
+/// Owns the stabilizer core and anti-entropy.
 pub struct StabilizerActor {
     me: String,
     n: usize,
+    core: Stabilizer,
     config: StabilizeConfig,
-    transition: Option<Transition>,
-    snapshot: Option<RingSnapshot>,
     storage: StorageLinks,
     rpc: RpcClient,
-    placement: Recipient<Placement>,
+    placement: Recipient<PlacementChanged>,
+    hints: Recipient<FlushHints>,
+    membership: Option<Recipient<MarkSynced>>,
     metrics: Metrics,
-    generation: Arc<AtomicU64>,
-    walking: bool,
-    walk_pending: bool,
-    synced_for: Option<u64>,
     timeout: Duration,
     started: Instant,
+    leave_reply: Option<oneshot::Sender<Result<u64, String>>>,
+    out: Vec<StabilizeEffect>,
 }
 
 impl StabilizerActor {
@@ -218,26 +122,26 @@ impl StabilizerActor {
         config: StabilizeConfig,
         storage: StorageLinks,
         rpc: RpcClient,
-        placement: Recipient<Placement>,
+        placement: Recipient<PlacementChanged>,
+        hints: Recipient<FlushHints>,
         metrics: Metrics,
         request_timeout: Duration,
     ) -> StabilizerActor {
         StabilizerActor {
+            core: Stabilizer::new(me.clone(), n, config.clone()),
             me,
             n,
             config,
-            transition: None,
-            snapshot: None,
             storage,
             rpc,
             placement,
+            hints,
+            membership: None,
             metrics,
-            generation: Arc::new(AtomicU64::new(0)),
-            walking: false,
-            walk_pending: false,
-            synced_for: None,
             timeout: request_timeout.max(Duration::from_secs(5)),
             started: Instant::now(),
+            leave_reply: None,
+            out: Vec::new(),
         }
     }
 
@@ -245,103 +149,123 @@ impl StabilizerActor {
         self.started.elapsed().as_millis() as u64
     }
 
-    fn publish(&self) {
-        let (Some(t), Some(s)) = (&self.transition, &self.snapshot) else {
-            return;
-        };
-        let previous = t.previous().cloned();
-        self.metrics
-            .ring_transition
-            .set(i64::from(previous.is_some()));
-        self.placement.do_send(Placement {
-            current: s.clone(),
-            previous,
-        });
+    fn peer_addr(&self, name: &str) -> Option<String> {
+        self.core
+            .placement()
+            .and_then(|p| p.current.peers.get(name).cloned())
     }
 
-    fn walk(&self, settled: Arc<Ring>, target: Arc<Ring>, drop_local: bool) -> Walk {
-        let peers = self
-            .snapshot
-            .as_ref()
-            .map(|s| s.peers.clone())
-            .unwrap_or_default();
-        Walk {
-            me: self.me.clone(),
-            n: self.n,
-            settled,
-            target,
-            peers,
-            storage: self.storage.clone(),
-            rpc: self.rpc.clone(),
-            batch: self.config.batch_keys,
-            pause: Duration::from_millis(self.config.pause_ms),
-            timeout: self.timeout,
-            drop_local,
-            generation: self.generation.clone(),
-            mine: self.generation.load(Ordering::SeqCst),
-            metrics: self.metrics.clone(),
+    fn run_effects(&mut self, ctx: &mut Context<Self>) {
+        let effects = std::mem::take(&mut self.out);
+        for effect in effects {
+            match effect {
+                StabilizeEffect::Publish(p) => {
+                    self.metrics
+                        .ring_transition
+                        .set(i64::from(p.previous.is_some()));
+                    self.placement.do_send(PlacementChanged(p));
+                }
+                StabilizeEffect::Walk { walk, effect } => self.walk_step(walk, effect, ctx),
+                StabilizeEffect::AnnounceSynced { fingerprint, to } => {
+                    self.announce(fingerprint, to);
+                }
+                StabilizeEffect::Authority(a) => self.storage.authority.do_send(SetAuthority(a)),
+                StabilizeEffect::MarkSynced => {
+                    if let Some(m) = &self.membership {
+                        m.do_send(MarkSynced);
+                    }
+                }
+                StabilizeEffect::SetLeaving => self.storage.leaving.do_send(SetLeaving),
+                StabilizeEffect::LeaveDone(result) => {
+                    if let Some(reply) = self.leave_reply.take() {
+                        let _ = reply.send(result);
+                    }
+                }
+            }
         }
+        let waiting = self.core.waiting_for().len();
+        self.metrics.transition_waiting.set(waiting as i64);
     }
 
-    fn start_walk(&mut self, ctx: &mut Context<Self>) {
-        let Some(t) = &self.transition else {
-            return;
-        };
-        if self.walking {
-            // Cancel the running walk; it reports back and a new one starts then.
-            self.generation.fetch_add(1, Ordering::SeqCst);
-            self.walk_pending = true;
-            return;
-        }
-        let (settled, current) = (t.settled().clone(), t.current().clone());
-        let print = fingerprint(&current);
-        let walk = self.walk(settled, current, true);
-        let generation = walk.mine;
-        self.walking = true;
-        self.walk_pending = false;
+    fn walk_step(&mut self, walk: u64, effect: WalkEffect, ctx: &mut Context<Self>) {
         let me = ctx.address();
-        actix::spawn(async move {
-            let result = walk.run().await;
-            me.do_send(WalkDone {
-                generation,
-                fingerprint: print,
-                result,
-            });
-        });
+        match effect {
+            WalkEffect::ReadPage {
+                after,
+                limit,
+                delay_ms,
+            } => {
+                let page = self.storage.page.clone();
+                actix::spawn(async move {
+                    if delay_ms > 0 {
+                        tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+                    }
+                    let page = page
+                        .send(LocalPage { after, limit })
+                        .await
+                        .unwrap_or_default();
+                    me.do_send(WalkPage { walk, page });
+                });
+            }
+            WalkEffect::Push { to, records } => {
+                let count = records.len() as u64;
+                let addr = self.peer_addr(&to);
+                let call = peer::call(
+                    &self.rpc,
+                    addr.as_deref(),
+                    &ReplicaRequest::WriteBatch { records },
+                    self.timeout,
+                );
+                let metrics = self.metrics.clone();
+                actix::spawn(async move {
+                    let ok = call.await == ReplicaResponse::Written;
+                    if ok {
+                        metrics.rebalance_keys_moved.inc_by(count);
+                        metrics
+                            .handoff_keys
+                            .get_or_create(&MemberLabels { member: to.clone() })
+                            .inc_by(count);
+                    }
+                    me.do_send(WalkPushed {
+                        walk,
+                        to,
+                        ok,
+                        count,
+                    });
+                });
+            }
+            WalkEffect::Drop(keys) => self.storage.drop.do_send(DropHandedOff(keys)),
+            WalkEffect::Done(_) => {} // the core handles the end of its walks
+        }
     }
 
-    fn announce_synced(&mut self, ctx: &mut Context<Self>) {
-        let (Some(print), Some(snapshot)) = (self.synced_for, &self.snapshot) else {
-            return;
-        };
+    /// Tells every member this node handed off its data, once its hints went out.
+    fn announce(&self, fingerprint: u64, to: Vec<(String, String)>) {
         let request = ReplicaRequest::Synced {
             from: self.me.clone(),
-            fingerprint: print,
+            fingerprint,
         };
-        for (name, addr) in snapshot.peers.iter() {
-            if *name == self.me {
-                continue;
-            }
-            let call = peer::call(&self.rpc, Some(addr), &request, self.timeout);
-            actix::spawn(async move {
+        let calls: Vec<_> = to
+            .iter()
+            .map(|(_, addr)| peer::call(&self.rpc, Some(addr), &request, self.timeout))
+            .collect();
+        let flush = self.hints.send(FlushHints);
+        actix::spawn(async move {
+            let _ = flush.await;
+            for call in calls {
                 let _ = call.await;
-            });
-        }
-        let me = self.me.clone();
-        ctx.notify(PeerSynced {
-            from: me,
-            fingerprint: print,
+            }
         });
     }
 
     fn anti_entropy(&mut self) {
-        let (Some(t), Some(snapshot)) = (&self.transition, &self.snapshot) else {
-            return;
-        };
-        if t.previous().is_some() || self.walking {
+        if self.core.in_transition() || self.core.walking() {
             return; // data is moving anyway
         }
-        let ring = t.current().clone();
+        let Some(placement) = self.core.placement() else {
+            return;
+        };
+        let ring = placement.current.ring.clone();
         let others: Vec<&String> = ring.members().iter().filter(|m| **m != self.me).collect();
         let Some(peer_name) = others
             .choose(&mut rand::thread_rng())
@@ -354,7 +278,7 @@ impl StabilizerActor {
             return;
         }
         let round = AntiEntropy {
-            addr: snapshot.peers.get(&peer_name).cloned(),
+            addr: placement.current.peers.get(&peer_name).cloned(),
             peer: peer_name,
             ranges,
             buckets: self.config.digest_buckets,
@@ -377,16 +301,10 @@ impl Actor for StabilizerActor {
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.run_interval(Duration::from_secs(1), |act, ctx| {
             let now = act.now_ms();
-            if act.transition.as_mut().is_some_and(|t| t.on_tick(now)) {
-                log::warn!("ring transition not reported complete by every member in time; settling anyway");
-                act.publish();
-                act.start_walk(ctx);
-            }
-            let pending = act.transition.as_ref().is_some_and(|t| t.previous().is_some());
-            if pending && !act.walking {
-                // Repeat our report: a member may have learned of this ring after it.
-                act.announce_synced(ctx);
-            }
+            let mut out = std::mem::take(&mut act.out);
+            act.core.on_tick(now, &mut out);
+            act.out = out;
+            act.run_effects(ctx);
         });
         let every = Duration::from_millis(self.config.anti_entropy_interval_ms);
         ctx.run_interval(every, |act, _| act.anti_entropy());
@@ -398,54 +316,39 @@ impl Handler<RingChanged> for StabilizerActor {
 
     fn handle(&mut self, msg: RingChanged, ctx: &mut Context<Self>) {
         let now = self.now_ms();
-        let ring = msg.0.ring.clone();
-        self.snapshot = Some(msg.0);
-        let changed = match &mut self.transition {
-            None => {
-                self.transition = Some(Transition::new(ring, self.config.transition_timeout_ms));
-                false
-            }
-            Some(t) => t.on_ring(ring, now),
-        };
-        self.publish();
-        if changed {
-            self.synced_for = None;
-            self.start_walk(ctx);
-        }
+        let mut out = std::mem::take(&mut self.out);
+        self.core.on_ring(msg.snapshot, msg.merged, now, &mut out);
+        self.out = out;
+        self.run_effects(ctx);
     }
 }
 
-impl Handler<WalkDone> for StabilizerActor {
+impl Handler<WalkPage> for StabilizerActor {
     type Result = ();
 
-    fn handle(&mut self, msg: WalkDone, ctx: &mut Context<Self>) {
-        self.walking = false;
-        let current = self.transition.as_ref().map(|t| fingerprint(t.current()));
-        match msg.result {
-            Ok(moved) if current == Some(msg.fingerprint) && !self.walk_pending => {
-                let unix = SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .map_or(0, |d| d.as_secs());
-                self.metrics.rebalance_last_completion.set(unix as i64);
-                if moved > 0 {
-                    log::info!(
-                        "handoff complete: {moved} keys streamed (walk {})",
-                        msg.generation
-                    );
-                }
-                self.synced_for = Some(msg.fingerprint);
-                self.announce_synced(ctx);
-            }
-            Ok(_) => self.start_walk(ctx),
-            Err(why) => {
-                if self.walk_pending {
-                    self.start_walk(ctx);
-                } else {
-                    log::info!("handoff walk incomplete ({why}); retrying in 1 s");
-                    ctx.run_later(Duration::from_secs(1), |act, ctx| act.start_walk(ctx));
-                }
-            }
+    fn handle(&mut self, msg: WalkPage, ctx: &mut Context<Self>) {
+        let mut out = std::mem::take(&mut self.out);
+        self.core.on_page(msg.walk, msg.page, &mut out);
+        self.out = out;
+        self.run_effects(ctx);
+    }
+}
+
+impl Handler<WalkPushed> for StabilizerActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: WalkPushed, ctx: &mut Context<Self>) {
+        let mut out = std::mem::take(&mut self.out);
+        self.core
+            .on_pushed(msg.walk, &msg.to, msg.ok, msg.count, &mut out);
+        self.out = out;
+        if msg.ok {
+            let unix = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            self.metrics.rebalance_last_completion.set(unix as i64);
         }
+        self.run_effects(ctx);
     }
 }
 
@@ -453,32 +356,37 @@ impl Handler<PeerSynced> for StabilizerActor {
     type Result = ();
 
     fn handle(&mut self, msg: PeerSynced, ctx: &mut Context<Self>) {
-        if self
-            .transition
-            .as_mut()
-            .is_some_and(|t| t.on_synced(&msg.from, msg.fingerprint))
-        {
-            log::info!("ring transition settled: every member handed off its data");
-            self.publish();
-            // Writes made during the transition also reached the settled replicas:
-            // walk once more to hand off and drop the copies this node no longer owns.
-            self.start_walk(ctx);
-        }
+        let mut out = std::mem::take(&mut self.out);
+        self.core.on_synced(&msg.from, msg.fingerprint, &mut out);
+        self.out = out;
+        self.run_effects(ctx);
+    }
+}
+
+impl Handler<WireMembership> for StabilizerActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: WireMembership, _: &mut Context<Self>) {
+        self.membership = Some(msg.0);
     }
 }
 
 impl Handler<HandOffAll> for StabilizerActor {
     type Result = ResponseFuture<Result<u64, String>>;
 
-    fn handle(&mut self, _: HandOffAll, _: &mut Context<Self>) -> Self::Result {
-        let Some(current) = self.transition.as_ref().map(|t| t.current().clone()) else {
-            return Box::pin(async { Ok(0) });
-        };
-        let others = current.members().iter().filter(|m| **m != self.me).cloned();
-        let without_me = Arc::new(Ring::new(current.epoch() + 1, others, current.vnodes()));
-        // Stop any walk: from now on this node only hands off.
-        self.generation.fetch_add(1, Ordering::SeqCst);
-        let walk = self.walk(current, without_me, false);
-        Box::pin(walk.run())
+    fn handle(&mut self, _: HandOffAll, ctx: &mut Context<Self>) -> Self::Result {
+        let (tx, rx) = oneshot::channel();
+        if self.leave_reply.is_some() {
+            return Box::pin(async { Err("already leaving".to_string()) });
+        }
+        self.leave_reply = Some(tx);
+        let mut out = std::mem::take(&mut self.out);
+        self.core.leave(&mut out);
+        self.out = out;
+        self.run_effects(ctx);
+        Box::pin(async move {
+            rx.await
+                .unwrap_or_else(|_| Err("stabilizer stopped".into()))
+        })
     }
 }

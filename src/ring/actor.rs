@@ -1,44 +1,26 @@
 //! The RingActor: rebuilds the ring when the set of live members changes.
 //!
-//! It publishes an immutable [`RingSnapshot`] with a new epoch to subscribers.
-//! Invariant: the epoch grows by one exactly when the member set changes, so two
-//! snapshots with the same epoch hold the same ring.
+//! It publishes an immutable [`RingSnapshot`] to subscribers. Invariant: the epoch
+//! grows by one exactly when the set of live members or a member's store changes,
+//! so two snapshots with the same epoch hold the same ring; a change of anything
+//! else the snapshot carries (pending replicas, the cluster size) is published
+//! with the same epoch.
 
-use super::ring::Ring;
-use crate::membership::actor::{LiveMember, MembershipChanged};
+use super::snapshot::RingSnapshot;
+use crate::membership::actor::MembershipChanged;
+use crate::membership::member::LiveMember;
 use crate::metrics::Metrics;
 use actix::prelude::*;
-use std::collections::BTreeMap;
-use std::sync::Arc;
 
-/// An immutable ring and the peer address of each of its members.
-#[derive(Clone, Debug)]
-pub struct RingSnapshot {
-    /// The ring.
-    pub ring: Arc<Ring>,
-    /// Peer RPC address of every ring member, by name.
-    pub peers: Arc<BTreeMap<String, String>>,
-}
-
-impl RingSnapshot {
-    /// A ring of the given live members.
-    pub fn new(epoch: u64, live: &[LiveMember], vnodes: u32) -> RingSnapshot {
-        let ring = Ring::new(epoch, live.iter().map(|m| m.name.clone()), vnodes);
-        let peers = live
-            .iter()
-            .map(|m| (m.name.clone(), m.peer_addr.clone()))
-            .collect();
-        RingSnapshot {
-            ring: Arc::new(ring),
-            peers: Arc::new(peers),
-        }
-    }
-}
-
-/// Sent to subscribers with every new ring.
+/// Sent to subscribers with every new snapshot.
 #[derive(Message, Clone, Debug)]
 #[rtype(result = "()")]
-pub struct RingChanged(pub RingSnapshot);
+pub struct RingChanged {
+    /// The ring and what is known of its members.
+    pub snapshot: RingSnapshot,
+    /// This node started alone and was then merged into an existing cluster.
+    pub merged: bool,
+}
 
 /// Asks for the current ring.
 #[derive(Message)]
@@ -49,9 +31,15 @@ pub struct GetRing;
 pub struct RingActor {
     current: RingSnapshot,
     live: Vec<LiveMember>,
+    members_not_left: usize,
+    merged: bool,
     vnodes: u32,
     subscribers: Vec<Recipient<RingChanged>>,
     metrics: Metrics,
+}
+
+fn identities(live: &[LiveMember]) -> Vec<(&str, u64)> {
+    live.iter().map(|m| (m.name.as_str(), m.store)).collect()
 }
 
 impl RingActor {
@@ -64,11 +52,22 @@ impl RingActor {
     ) -> RingActor {
         let live = vec![me];
         RingActor {
-            current: RingSnapshot::new(1, &live, vnodes),
+            current: RingSnapshot::new(1, &live, vnodes, 1),
             live,
+            members_not_left: 1,
+            merged: false,
             vnodes,
             subscribers,
             metrics,
+        }
+    }
+
+    fn notify(&self) {
+        for s in &self.subscribers {
+            s.do_send(RingChanged {
+                snapshot: self.current.clone(),
+                merged: self.merged,
+            });
         }
     }
 }
@@ -80,9 +79,7 @@ impl Actor for RingActor {
         self.metrics
             .ring_epoch
             .set(self.current.ring.epoch() as i64);
-        for s in &self.subscribers {
-            s.do_send(RingChanged(self.current.clone()));
-        }
+        self.notify();
     }
 }
 
@@ -90,17 +87,23 @@ impl Handler<MembershipChanged> for RingActor {
     type Result = ();
 
     fn handle(&mut self, msg: MembershipChanged, _: &mut Context<Self>) {
-        if msg.live == self.live {
+        if msg.live == self.live
+            && msg.members_not_left == self.members_not_left
+            && msg.merged == self.merged
+        {
             return;
         }
-        self.live = msg.live;
-        let epoch = self.current.ring.epoch() + 1;
-        self.current = RingSnapshot::new(epoch, &self.live, self.vnodes);
-        self.metrics.ring_epoch.set(epoch as i64);
-        log::info!("ring epoch {epoch}: {} members", self.live.len());
-        for s in &self.subscribers {
-            s.do_send(RingChanged(self.current.clone()));
+        let mut epoch = self.current.ring.epoch();
+        if identities(&msg.live) != identities(&self.live) {
+            epoch += 1;
+            log::info!("ring epoch {epoch}: {} members", msg.live.len());
         }
+        self.live = msg.live;
+        self.members_not_left = msg.members_not_left;
+        self.merged = msg.merged;
+        self.current = RingSnapshot::new(epoch, &self.live, self.vnodes, self.members_not_left);
+        self.metrics.ring_epoch.set(epoch as i64);
+        self.notify();
     }
 }
 

@@ -1,7 +1,11 @@
 //! The consistent-hashing ring: murmur3 tokens, virtual nodes, preference lists.
 //!
-//! `hash.rs` and `ring.rs` are pure; `actor.rs` rebuilds the ring on membership events.
+//! `hash.rs`, `ring.rs` and `snapshot.rs` are pure; `actor.rs` rebuilds the ring
+//! on membership events.
 
 pub mod actor;
 pub mod hash;
 pub mod ring;
+pub mod snapshot;
+
+pub use snapshot::RingSnapshot;

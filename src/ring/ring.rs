@@ -5,9 +5,14 @@
 //! **distinct** members met walking clockwise from the first virtual node whose
 //! token is `>=` it, wrapping past `u64::MAX` to the start.
 //!
+//! A member also carries the generation of its store: the same name with another
+//! store generation is the same place on the ring but other data (the member came
+//! back without what it held), which is what rebalancing and joint quorums need
+//! to know; placement never depends on it.
+//!
 //! Invariants:
 //! - `members` is sorted and free of duplicates, so a member's index is also its
-//!   rank by name.
+//!   rank by name; `stores[i]` is the store generation of `members[i]`.
 //! - `tokens` holds exactly `vnodes` entries per member, sorted by token and then
 //!   by member index (= member name): two virtual nodes that collide on a token
 //!   are ordered the same way on every node, so every node computes the same
@@ -29,6 +34,8 @@ pub struct Ring {
     vnodes: u32,
     /// Member ids, sorted and deduplicated.
     members: Vec<String>,
+    /// Store generation of each member, by index.
+    stores: Vec<u64>,
     /// `(token, index into members)`, sorted by token, then member.
     tokens: Vec<(Token, u32)>,
 }
@@ -40,9 +47,20 @@ impl Ring {
     /// With `vnodes == 0` the ring has members but no tokens, and every
     /// preference list is empty.
     pub fn new(epoch: u64, members: impl IntoIterator<Item = String>, vnodes: u32) -> Ring {
-        let mut members: Vec<String> = members.into_iter().collect();
-        members.sort_unstable();
-        members.dedup();
+        Ring::with_stores(epoch, members.into_iter().map(|m| (m, 0)), vnodes)
+    }
+
+    /// Builds the ring of `members` with their store generations (for a name
+    /// given twice, the first store generation counts).
+    pub fn with_stores(
+        epoch: u64,
+        members: impl IntoIterator<Item = (String, u64)>,
+        vnodes: u32,
+    ) -> Ring {
+        let mut pairs: Vec<(String, u64)> = members.into_iter().collect();
+        pairs.sort_by(|a, b| a.0.cmp(&b.0));
+        pairs.dedup_by(|later, first| later.0 == first.0);
+        let (members, stores): (Vec<String>, Vec<u64>) = pairs.into_iter().unzip();
         let mut tokens: Vec<(Token, u32)> =
             Vec::with_capacity(members.len().saturating_mul(vnodes as usize));
         for (index, member) in (0u32..).zip(&members) {
@@ -54,8 +72,41 @@ impl Ring {
             epoch,
             vnodes,
             members,
+            stores,
             tokens,
         }
+    }
+
+    /// The store generation of `member` (`None` if not a member).
+    pub fn store_of(&self, member: &str) -> Option<u64> {
+        let index = self.index_of(member)?;
+        self.stores.get(index as usize).copied()
+    }
+
+    /// True when `member` is on both rings with the same store: the same data.
+    pub fn same_store(&self, other: &Ring, member: &str) -> bool {
+        match (self.store_of(member), other.store_of(member)) {
+            (Some(a), Some(b)) => a == b,
+            _ => false,
+        }
+    }
+
+    /// This ring with `member`'s store generation replaced by `store` (same
+    /// placement, other data); unchanged if `member` is not on it.
+    pub fn with_store(&self, member: &str, store: u64) -> Ring {
+        let mut ring = self.clone();
+        if let Some(i) = ring.index_of(member) {
+            ring.stores[i as usize] = store;
+        }
+        ring
+    }
+
+    /// Every member with its store generation, sorted by name.
+    pub fn identities(&self) -> impl Iterator<Item = (&str, u64)> + '_ {
+        self.members
+            .iter()
+            .zip(&self.stores)
+            .map(|(m, s)| (m.as_str(), *s))
     }
 
     /// The epoch this ring was built at.
@@ -278,6 +329,19 @@ mod tests {
     }
 
     #[test]
+    fn a_store_generation_changes_the_data_a_member_holds_but_not_where_keys_go() {
+        let a = Ring::with_stores(1, [("m1".to_string(), 5), ("m2".to_string(), 6)], 16);
+        let b = a.with_store("m1", 9);
+        assert_eq!((a.store_of("m1"), b.store_of("m1")), (Some(5), Some(9)));
+        assert!(!a.same_store(&b, "m1") && a.same_store(&b, "m2"));
+        assert!(!a.same_store(&b, "nobody"));
+        for t in [0u64, 1 << 40, u64::MAX] {
+            assert_eq!(a.preference_list(t, 2), b.preference_list(t, 2));
+        }
+        assert_eq!(b.identities().collect::<Vec<_>>(), [("m1", 9), ("m2", 6)]);
+    }
+
+    #[test]
     fn vnode_entries_come_in_token_order() {
         let ring = Ring::new(1, (0..8).map(|i| format!("m{i}")), 16);
         let entries: Vec<(Token, &str)> = ring.vnode_entries().collect();
@@ -315,6 +379,7 @@ mod tests {
             epoch: 0,
             vnodes: 2,
             members: vec!["a".into(), "b".into()],
+            stores: vec![0, 0],
             tokens: vec![(10, 0), (10, 1), (20, 1), (30, 0)],
         };
         assert_eq!(ring.preference_list(10, 1), ["a"]);

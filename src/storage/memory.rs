@@ -84,6 +84,21 @@ impl MemoryStore {
         self.map.iter()
     }
 
+    /// Turns every value expired at wall-clock `now_ms` into a tombstone of the
+    /// same version (it reads, merges and repairs exactly as before, without its
+    /// bytes); returns how many.
+    pub fn expire(&mut self, now_ms: u64) -> usize {
+        let mut expired = 0;
+        for r in self.map.values_mut() {
+            if r.value.is_some() && r.is_expired(now_ms) {
+                *r = Record::tombstone(r.version);
+                expired += 1;
+            }
+        }
+        self.live -= expired;
+        expired
+    }
+
     /// Drops tombstones whose HLC milliseconds are older than `cutoff_ms`; returns how many.
     pub fn collect_tombstones(&mut self, cutoff_ms: u64) -> usize {
         let before = self.map.len();
@@ -193,6 +208,21 @@ mod tests {
         );
         assert_eq!(s.collect_tombstones(500), 1);
         assert!(s.get("old").is_none() && s.get("new").is_some() && s.get("live").is_some());
+    }
+
+    #[test]
+    fn expired_values_become_tombstones_of_the_same_version() {
+        let mut s = MemoryStore::new();
+        s.apply(
+            "t",
+            Record::value(v(1), Bytes::from_static(b"x")).expiring(Some(100)),
+        );
+        s.apply("p", Record::value(v(1), Bytes::from_static(b"y")));
+        assert_eq!(s.expire(99), 0);
+        assert_eq!(s.expire(100), 1);
+        assert_eq!(s.get("t"), Some(&Record::tombstone(v(1))));
+        assert_eq!((s.len(), s.live_len()), (2, 1));
+        assert_eq!(s.expire(1_000), 0, "already a tombstone");
     }
 
     #[test]

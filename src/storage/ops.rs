@@ -1,15 +1,31 @@
 //! Replica operations: what a coordinator, a stabilizer or a peer asks of a
-//! replica's store, what it answers, and [`serve`], which runs one against a
-//! [`MemoryStore`].
+//! replica's store, and what it answers. [`crate::storage::replica::Replica`]
+//! serves them.
 //!
 //! These travel inside peer RPC frames (postcard-encoded); the transport never
-//! looks inside them. Invariants: every request has exactly one response; the
-//! store only changes by merging records. Pure.
+//! looks inside them. Invariants: every request has exactly one response; a
+//! client write ([`ReplicaRequest::Put`]) is refused, never merged, when the
+//! replica holds a newer version, while repair, handoff and hints
+//! ([`ReplicaRequest::Write`], [`ReplicaRequest::WriteBatch`]) only ever merge.
+//! Pure.
 
 use super::memory::MemoryStore;
 use super::record::{Record, Version};
 use crate::ring::hash::{token, Token};
 use serde::{Deserialize, Serialize};
+
+/// What a client write ([`ReplicaRequest::Put`]) asks the replica to check first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PutCheck {
+    /// Unconditional: refuse with [`ReplicaResponse::Stale`] when the replica holds
+    /// a version newer than the one written (the coordinator then writes again
+    /// with a version past it).
+    Newer,
+    /// Conditional: refuse with [`ReplicaResponse::Conflict`] when the replica
+    /// holds a version newer than the one the coordinator's quorum read found
+    /// (`None`: nothing at all); never retried.
+    Expect(Option<Version>),
+}
 
 /// A request from a coordinator (or a stabilizer) to one replica.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -18,15 +34,28 @@ pub enum ReplicaRequest {
     Read {
         /// The key.
         key: String,
+        /// The store generation the coordinator expects this replica to have:
+        /// a replica whose store is another one (it came back without its data)
+        /// answers [`ReplicaResponse::NotAuthoritative`].
+        expect: Option<u64>,
     },
-    /// Merge a record into the replica's store.
+    /// A client write: store `record` unless `check` refuses it.
+    Put {
+        /// The key.
+        key: String,
+        /// The record to store.
+        record: Record,
+        /// What to check first.
+        check: PutCheck,
+    },
+    /// Merge a record into the replica's store (read repair).
     Write {
         /// The key.
         key: String,
         /// The record to merge.
         record: Record,
     },
-    /// Merge a batch of records (handoff, re-replication, anti-entropy repair).
+    /// Merge a batch of records (handoff, re-replication, anti-entropy repair, hints).
     WriteBatch {
         /// Keys and records.
         records: Vec<(String, Record)>,
@@ -61,13 +90,33 @@ pub enum ReplicaRequest {
     },
 }
 
+impl ReplicaRequest {
+    /// True for requests that change the store.
+    pub fn writes(&self) -> bool {
+        matches!(
+            self,
+            ReplicaRequest::Put { .. }
+                | ReplicaRequest::Write { .. }
+                | ReplicaRequest::WriteBatch { .. }
+        )
+    }
+}
+
 /// A replica's answer.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ReplicaResponse {
     /// The record of the key read, or `None` when the replica has none.
     Read(Option<Record>),
-    /// The write (or batch) was merged.
+    /// The write (or batch) was stored or merged.
     Written,
+    /// A client write refused: the replica holds this newer version of the key.
+    Stale(Version),
+    /// A conditional write refused: the replica holds this version (or
+    /// tombstone), newer than the one the write expected to replace.
+    Conflict(Version),
+    /// A read refused: this replica is still receiving its handoff, or its store
+    /// is not the one the coordinator expected; it is no authority on the key.
+    NotAuthoritative,
     /// Records of a batch read.
     Records(Vec<(String, Record)>),
     /// Bucket hashes of a digest.
@@ -107,57 +156,40 @@ fn keys_in<'a>(
     })
 }
 
-/// Runs one request against `store`.
-pub fn serve(store: &mut MemoryStore, request: ReplicaRequest) -> ReplicaResponse {
-    match request {
-        ReplicaRequest::Read { key } => ReplicaResponse::Read(store.get(&key).cloned()),
-        ReplicaRequest::Write { key, record } => {
-            store.apply(&key, record);
-            ReplicaResponse::Written
-        }
-        ReplicaRequest::WriteBatch { records } => {
-            for (key, record) in records {
-                store.apply(&key, record);
-            }
-            ReplicaResponse::Written
-        }
-        ReplicaRequest::ReadBatch { keys } => ReplicaResponse::Records(
-            keys.into_iter()
-                .filter_map(|k| store.get(&k).cloned().map(|r| (k, r)))
-                .collect(),
-        ),
-        ReplicaRequest::Digest { ranges, buckets } => {
-            let buckets = buckets.clamp(1, MAX_DIGEST_BUCKETS);
-            let mut digest = vec![0u64; buckets as usize];
-            for (t, k, r) in keys_in(store, &ranges) {
-                digest[(t % u64::from(buckets)) as usize] ^= item_hash(k, r.version);
-            }
-            ReplicaResponse::Digest(digest)
-        }
-        ReplicaRequest::Versions {
-            ranges,
-            buckets,
-            wanted,
-        } => {
-            // The digest's clamp, so bucket numbers mean the same in both; a
-            // bitmap, so a long `wanted` list costs its length, not times the keys.
-            let buckets = buckets.clamp(1, MAX_DIGEST_BUCKETS);
-            let mut want = vec![false; buckets as usize];
-            for b in wanted {
-                if let Some(w) = want.get_mut(b as usize) {
-                    *w = true;
-                }
-            }
-            let buckets = u64::from(buckets);
-            ReplicaResponse::Versions(
-                keys_in(store, &ranges)
-                    .filter(|(t, _, _)| want[(t % buckets) as usize])
-                    .map(|(_, k, r)| (k.clone(), r.version))
-                    .collect(),
-            )
-        }
-        ReplicaRequest::Synced { .. } => ReplicaResponse::Error("not a storage request".into()),
+/// Anti-entropy digest: for each of `buckets` buckets (clamped to
+/// [`MAX_DIGEST_BUCKETS`]), the XOR of the hashes of `(key, version)` of the keys
+/// of `store` in `ranges` whose token falls in that bucket.
+pub fn digest(store: &MemoryStore, ranges: &[(Token, Token)], buckets: u32) -> Vec<u64> {
+    let buckets = buckets.clamp(1, MAX_DIGEST_BUCKETS);
+    let mut digest = vec![0u64; buckets as usize];
+    for (t, k, r) in keys_in(store, ranges) {
+        digest[(t % u64::from(buckets)) as usize] ^= item_hash(k, r.version);
     }
+    digest
+}
+
+/// Anti-entropy: the versions of the keys of `store` in `ranges` whose bucket
+/// (as [`digest`] numbers them) is one of `wanted`.
+pub fn versions(
+    store: &MemoryStore,
+    ranges: &[(Token, Token)],
+    buckets: u32,
+    wanted: &[u32],
+) -> Vec<(String, Version)> {
+    // The digest's clamp, so bucket numbers mean the same in both; a bitmap, so
+    // a long `wanted` list costs its length, not times the keys.
+    let buckets = buckets.clamp(1, MAX_DIGEST_BUCKETS);
+    let mut want = vec![false; buckets as usize];
+    for &b in wanted {
+        if let Some(w) = want.get_mut(b as usize) {
+            *w = true;
+        }
+    }
+    let buckets = u64::from(buckets);
+    keys_in(store, ranges)
+        .filter(|(t, _, _)| want[(t % buckets) as usize])
+        .map(|(_, k, r)| (k.clone(), r.version))
+        .collect()
 }
 
 #[cfg(test)]
@@ -177,48 +209,20 @@ mod tests {
 
     #[test]
     fn equal_stores_have_equal_digests_and_a_stale_key_changes_one_bucket() {
-        let a = &mut store(&[("x", 1), ("y", 2), ("z", 3)]);
-        let b = &mut store(&[("z", 3), ("y", 2), ("x", 1)]);
-        let req = || ReplicaRequest::Digest {
-            ranges: ALL.to_vec(),
-            buckets: 16,
-        };
-        assert_eq!(serve(a, req()), serve(b, req()));
+        let a = store(&[("x", 1), ("y", 2), ("z", 3)]);
+        let mut b = store(&[("z", 3), ("y", 2), ("x", 1)]);
+        assert_eq!(digest(&a, &ALL, 16), digest(&b, &ALL, 16));
         b.apply("y", Record::tombstone(Version { ts: 9, node: 1 }));
-        let (ReplicaResponse::Digest(da), ReplicaResponse::Digest(db)) =
-            (serve(a, req()), serve(b, req()))
-        else {
-            panic!("digests expected");
-        };
+        let (da, db) = (digest(&a, &ALL, 16), digest(&b, &ALL, 16));
         assert_eq!(da.iter().zip(&db).filter(|(x, y)| x != y).count(), 1);
     }
 
     #[test]
     fn versions_list_only_keys_of_the_wanted_buckets_and_ranges() {
-        let s = &mut store(&[("x", 1), ("y", 2), ("z", 3)]);
+        let s = store(&[("x", 1), ("y", 2), ("z", 3)]);
         let all: Vec<u32> = (0..4).collect();
-        let ReplicaResponse::Versions(v) = serve(
-            s,
-            ReplicaRequest::Versions {
-                ranges: ALL.to_vec(),
-                buckets: 4,
-                wanted: all,
-            },
-        ) else {
-            panic!("versions expected");
-        };
-        assert_eq!(v.len(), 3);
-        let ReplicaResponse::Versions(none) = serve(
-            s,
-            ReplicaRequest::Versions {
-                ranges: vec![],
-                buckets: 4,
-                wanted: vec![0, 1, 2, 3],
-            },
-        ) else {
-            panic!("versions expected");
-        };
-        assert!(none.is_empty());
+        assert_eq!(versions(&s, &ALL, 4, &all).len(), 3);
+        assert!(versions(&s, &[], 4, &all).is_empty());
     }
 
     #[test]
@@ -226,62 +230,38 @@ mod tests {
         // Found writing the rpc_frame fuzz target: Digest clamped the bucket count
         // and Versions did not, so past 65,536 buckets they disagreed on which
         // bucket a key is in and anti-entropy asked for the wrong keys.
-        let s = &mut store(&[("x", 1), ("y", 2), ("z", 3)]);
-        let ReplicaResponse::Digest(d) = serve(
-            s,
-            ReplicaRequest::Digest {
-                ranges: ALL.to_vec(),
-                buckets: 100_000,
-            },
-        ) else {
-            panic!("digest expected");
-        };
+        let s = store(&[("x", 1), ("y", 2), ("z", 3)]);
+        let d = digest(&s, &ALL, 100_000);
         let wanted: Vec<u32> = (0..d.len() as u32)
             .filter(|&i| d[i as usize] != 0)
             .collect();
-        let ReplicaResponse::Versions(v) = serve(
-            s,
-            ReplicaRequest::Versions {
-                ranges: ALL.to_vec(),
-                buckets: 100_000,
-                wanted,
-            },
-        ) else {
-            panic!("versions expected");
-        };
-        assert_eq!(v.len(), 3, "every key is in a non-empty digest bucket");
+        assert_eq!(
+            versions(&s, &ALL, 100_000, &wanted).len(),
+            3,
+            "every key is in a non-empty digest bucket"
+        );
     }
 
     #[test]
     fn versions_take_repeated_and_out_of_range_buckets() {
-        let s = &mut store(&[("x", 1), ("y", 2), ("z", 3)]);
+        let s = store(&[("x", 1), ("y", 2), ("z", 3)]);
         let mut wanted = vec![u32::MAX, 7, 7, 7];
         wanted.extend(0..4);
         wanted.extend(std::iter::repeat_n(3, 100_000));
-        let ReplicaResponse::Versions(v) = serve(
-            s,
-            ReplicaRequest::Versions {
-                ranges: ALL.to_vec(),
-                buckets: 4,
-                wanted,
-            },
-        ) else {
-            panic!("versions expected");
-        };
-        assert_eq!(v.len(), 3);
+        assert_eq!(versions(&s, &ALL, 4, &wanted).len(), 3);
     }
 
     #[test]
-    fn a_batch_read_returns_only_held_keys() {
-        let s = &mut store(&[("x", 1)]);
-        let ReplicaResponse::Records(r) = serve(
-            s,
-            ReplicaRequest::ReadBatch {
-                keys: vec!["x".into(), "nope".into()],
-            },
-        ) else {
-            panic!("records expected");
+    fn only_put_write_and_write_batch_change_the_store() {
+        let put = ReplicaRequest::Put {
+            key: "k".into(),
+            record: Record::tombstone(Version::default()),
+            check: PutCheck::Newer,
         };
-        assert_eq!(r.len(), 1);
+        let read = ReplicaRequest::Read {
+            key: "k".into(),
+            expect: None,
+        };
+        assert!(put.writes() && !read.writes());
     }
 }

@@ -1,8 +1,11 @@
-//! Records: a value or a tombstone, stamped with a version.
+//! Records: a value or a tombstone, stamped with a version, and an optional expiry.
 //!
 //! Invariant: [`Record::merge`] keeps the record with the higher version, so merging
 //! is commutative, associative and idempotent (a join on a total order), which is
-//! what lets replicas, read repair and handoff apply records in any order.
+//! what lets replicas, read repair and handoff apply records in any order. An
+//! expiry (TTL) is part of the record its write made: an expired value is ordered
+//! by its version like any record, and reads as absent, exactly as a tombstone of
+//! that version would; so repair and handoff can never bring an expired value back.
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -43,6 +46,9 @@ pub struct Record {
     pub version: Version,
     /// The value bytes, or `None` for a tombstone.
     pub value: Option<Bytes>,
+    /// Wall-clock milliseconds (of the writing coordinator) from which the value
+    /// reads as absent; `None` for a value that never expires.
+    pub expires_ms: Option<u64>,
 }
 
 impl Record {
@@ -51,7 +57,14 @@ impl Record {
         Record {
             version,
             value: Some(value),
+            expires_ms: None,
         }
+    }
+
+    /// The same record, expiring at `expires_ms` (wall-clock milliseconds).
+    pub fn expiring(mut self, expires_ms: Option<u64>) -> Record {
+        self.expires_ms = expires_ms;
+        self
     }
 
     /// A tombstone.
@@ -59,12 +72,24 @@ impl Record {
         Record {
             version,
             value: None,
+            expires_ms: None,
         }
     }
 
     /// True for the tombstone of a delete.
     pub fn is_tombstone(&self) -> bool {
         self.value.is_none()
+    }
+
+    /// True when the record's expiry has passed at wall-clock `now_ms`.
+    pub fn is_expired(&self, now_ms: u64) -> bool {
+        self.expires_ms.is_some_and(|e| e <= now_ms)
+    }
+
+    /// True for a value that reads as present at wall-clock `now_ms`: neither a
+    /// tombstone nor expired.
+    pub fn is_live(&self, now_ms: u64) -> bool {
+        !self.is_tombstone() && !self.is_expired(now_ms)
     }
 
     /// The newer of two records of the same key.
@@ -134,6 +159,17 @@ mod tests {
         assert_eq!(Record::merge(old.clone(), new.clone()), new);
         let tie = Record::value(Version { ts: 5, node: 10 }, Bytes::from_static(b"tie"));
         assert_eq!(Record::merge(old, tie.clone()), tie);
+    }
+
+    #[test]
+    fn an_expired_value_reads_as_absent_and_still_wins_over_older_versions() {
+        let old = Record::value(Version { ts: 5, node: 1 }, Bytes::from_static(b"old"));
+        let ttl = Record::value(Version { ts: 6, node: 1 }, Bytes::from_static(b"t"))
+            .expiring(Some(1_000));
+        assert!(ttl.is_live(999) && !ttl.is_live(1_000) && ttl.is_expired(1_000));
+        assert_eq!(Record::merge(old.clone(), ttl.clone()), ttl);
+        assert_eq!(Record::merge(ttl.clone(), old), ttl);
+        assert!(!Record::tombstone(Version { ts: 1, node: 1 }).is_live(0));
     }
 
     #[test]

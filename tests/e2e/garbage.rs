@@ -28,8 +28,15 @@ fn random_bytes(rng: &mut StdRng, max: usize) -> Vec<u8> {
 /// A real datagram of this cluster, as a template to break.
 fn valid_payload(rng: &mut StdRng) -> Vec<u8> {
     let body = match rng.gen_range(0..4) {
-        0 => Body::Ping { seq: rng.gen() },
-        1 => Body::Ack { seq: rng.gen() },
+        0 => Body::Ping {
+            seq: rng.gen(),
+            wall_ms: rng.gen(),
+        },
+        1 => Body::Ack {
+            seq: rng.gen(),
+            echo_ms: rng.gen(),
+            wall_ms: rng.gen(),
+        },
         2 => Body::Join,
         _ => Body::PingReq {
             seq: rng.gen(),
@@ -47,6 +54,8 @@ fn valid_payload(rng: &mut StdRng) -> Vec<u8> {
             state: State::Alive,
             peer_port: 29998,
             accuser: None,
+            store: 1,
+            pending: false,
         }],
     }
     .encode()
@@ -421,8 +430,11 @@ fn send_rpc(rng: &mut StdRng, port: u16, cluster: u64) -> RpcSent {
             }
             5 | 6 => {
                 let other = wire::cluster_tag(&format!("other-{i}"));
-                let payload = postcard::to_allocvec(&ReplicaRequest::Read { key: "k0".into() })
-                    .expect("encode");
+                let payload = postcard::to_allocvec(&ReplicaRequest::Read {
+                    key: "k0".into(),
+                    expect: None,
+                })
+                .expect("encode");
                 let env = wire::encode(other, Kind::Request, 1, &payload);
                 let _ = rpc_connection(port, &frame(&env));
                 sent.refused += 1;

@@ -54,11 +54,13 @@ pub enum Kind {
     Sync,
     /// Gossip tick (only while news waits).
     Gossip,
+    /// Urgent news (leave, refutation, death, suspicion told to its suspect).
+    Broadcast,
 }
 
 impl Kind {
     /// Every kind, in index order.
-    pub const ALL: [Kind; 7] = [
+    pub const ALL: [Kind; 8] = [
         Kind::Ping,
         Kind::Ack,
         Kind::PingReq,
@@ -66,6 +68,7 @@ impl Kind {
         Kind::Join,
         Kind::Sync,
         Kind::Gossip,
+        Kind::Broadcast,
     ];
 
     /// The kind of a message body.
@@ -78,6 +81,7 @@ impl Kind {
             Body::Join => Kind::Join,
             Body::Sync { .. } => Kind::Sync,
             Body::Gossip => Kind::Gossip,
+            Body::Broadcast { .. } => Kind::Broadcast,
         }
     }
 
@@ -95,9 +99,9 @@ pub struct Traffic {
     /// Bytes sent, transport envelope included.
     pub bytes: u64,
     /// Datagrams sent, by [`Kind::index`].
-    pub by_kind: [u64; 7],
+    pub by_kind: [u64; 8],
     /// Bytes sent, envelope included, by [`Kind::index`].
-    pub bytes_by_kind: [u64; 7],
+    pub bytes_by_kind: [u64; 8],
 }
 
 impl Traffic {
@@ -113,8 +117,8 @@ impl Traffic {
 
     /// `self - earlier`, field by field.
     pub fn since(&self, earlier: &Traffic) -> Traffic {
-        let mut by_kind = [0; 7];
-        let mut bytes_by_kind = [0; 7];
+        let mut by_kind = [0; 8];
+        let mut bytes_by_kind = [0; 8];
         for k in 0..Kind::ALL.len() {
             by_kind[k] = self.by_kind[k] - earlier.by_kind[k];
             bytes_by_kind[k] = self.bytes_by_kind[k] - earlier.bytes_by_kind[k];

@@ -19,6 +19,8 @@ fn update(name: &str, state: State) -> Update {
         state,
         peer_port: 17001,
         accuser: None,
+        store: 1,
+        pending: false,
     }
 }
 
@@ -30,8 +32,12 @@ fn datagrams() -> Vec<Datagram> {
         update("127.0.0.1:7004", State::Left),
     ];
     let bodies = [
-        Body::Ping { seq: 1 },
-        Body::Ack { seq: 1 },
+        Body::Ping { seq: 1, wall_ms: 1 },
+        Body::Ack {
+            seq: 1,
+            echo_ms: 1,
+            wall_ms: 2,
+        },
         Body::PingReq {
             seq: 2,
             target: "127.0.0.1:7002".into(),
@@ -57,7 +63,7 @@ fn datagrams() -> Vec<Datagram> {
     all.push(Datagram {
         from: "127.0.0.1:7001".into(),
         generation: 1_700_000_000_000,
-        body: Body::Ping { seq: 9 },
+        body: Body::Ping { seq: 9, wall_ms: 1 },
         gossip: vec![Update {
             name: NODE.into(),
             generation: GENERATION,
@@ -65,6 +71,8 @@ fn datagrams() -> Vec<Datagram> {
             state: State::Suspect,
             peer_port: 17000,
             accuser: None,
+            store: 1,
+            pending: false,
         }],
     });
     all

@@ -31,6 +31,8 @@ impl Swim {
         let old = current.update.clone();
         let new_generation = u.generation != old.generation;
         let changed = new_generation || u.state != old.state;
+        let details =
+            u.pending != old.pending || u.store != old.store || u.peer_port != old.peer_port;
         if let Some(m) = self.members.get_mut(&u.name) {
             m.update = u.clone();
             if changed {
@@ -50,7 +52,14 @@ impl Swim {
             self.suspicions.remove(&u.name);
         }
         if !changed {
+            if details && u.state.is_live() {
+                out.push(Effect::Notify(Event::Updated(u)));
+            }
             return;
+        }
+        if u.state.is_live() {
+            self.departed.remove(&u.name);
+            self.first_member(&u, out);
         }
         let event = match u.state {
             State::Alive | State::Suspect if new_generation || !old.state.is_live() => {
@@ -89,6 +98,8 @@ impl Swim {
     }
 
     pub(super) fn insert_new(&mut self, u: Update, out: &mut Vec<Effect>) {
+        self.departed.remove(&u.name);
+        self.first_member(&u, out);
         self.members.insert(
             u.name.clone(),
             Member {

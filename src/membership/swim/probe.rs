@@ -10,6 +10,7 @@ use super::*;
 impl Swim {
     pub(super) fn protocol_period(&mut self, out: &mut Vec<Effect>) {
         self.finish_probe(out);
+        self.contact_seeds(out);
         self.round += 1;
         let mult = self.multiplier();
         out.push(Effect::Schedule {
@@ -32,7 +33,11 @@ impl Swim {
             nacks: 0,
             nackers: Vec::new(),
         });
-        self.send(out, target, Body::Ping { seq: self.seq });
+        let ping = Body::Ping {
+            seq: self.seq,
+            wall_ms: self.wall_ms(),
+        };
+        self.send(out, target, ping);
         out.push(Effect::Schedule {
             after_ms: self.config.probe_timeout_ms * mult,
             timer: Timer::ProbeTimeout { seq: self.seq },
@@ -104,9 +109,8 @@ impl Swim {
                 // Buddy system: tell the suspect at once, so that it can refute
                 // before the suspicion has spread and gathered confirmations.
                 if self.config.lifeguard {
-                    let body = Body::Sync {
-                        reply: false,
-                        members: vec![accusation],
+                    let body = Body::Broadcast {
+                        updates: vec![accusation],
                     };
                     self.send_raw(out, probe.target, body, false);
                 }

@@ -15,9 +15,8 @@ impl Swim {
         let fanout =
             (retransmit_limit(self.config.retransmit_mult, self.live_count()) as usize).max(3);
         for to in live.into_iter().take(fanout) {
-            let body = Body::Sync {
-                reply: false,
-                members: vec![update.clone()],
+            let body = Body::Broadcast {
+                updates: vec![update.clone()],
             };
             self.send_raw(out, to, body, false);
         }

@@ -1,0 +1,115 @@
+//! Staying in touch: rejoining when alone, contacting seeds (introducers) and
+//! dead members, answering processes this node does not know yet, forgetting
+//! long-dead members. This is what merges the halves of a healed partition and
+//! a first node that came back alone back into one cluster. Pure.
+
+use super::*;
+
+/// Unknown processes remembered as contacted before the memory is cleared.
+const MAX_CONTACTED: usize = 4096;
+
+impl Swim {
+    pub(super) fn reconnect(&mut self, out: &mut Vec<Effect>) {
+        out.push(Effect::Schedule {
+            after_ms: self.config.reconnect_interval_ms,
+            timer: Timer::Reconnect,
+        });
+        if self.leaving {
+            return;
+        }
+        if self.live_count() == 1 {
+            self.send_join(out);
+        } else if let Some(intro) = self.introducers.choose(&mut self.rng).cloned() {
+            // A push-pull with a seed now and then, live or not: heals a partition
+            // whose halves forgot each other, and merges a seed that came back alone.
+            self.send_state(out, intro, true);
+        }
+        let dead: Vec<String> = self
+            .members
+            .values()
+            .filter(|m| m.state() == State::Dead)
+            .map(|m| m.update.name.clone())
+            .collect();
+        if let Some(to) = dead.choose(&mut self.rng).cloned() {
+            self.send_state(out, to, true);
+        }
+        let horizon = self.now.saturating_sub(self.config.dead_reclaim_ms);
+        let forgotten: Vec<(String, State)> = self
+            .members
+            .values()
+            .filter(|m| !m.state().is_live() && m.last_change_ms < horizon)
+            .map(|m| (m.update.name.clone(), m.state()))
+            .collect();
+        for (name, state) in forgotten {
+            self.members.remove(&name);
+            self.clock.forget(&name);
+            if state == State::Dead {
+                // Still a member of the cluster as far as the replication factor goes.
+                self.departed.insert(name);
+            }
+        }
+        let members = &self.members;
+        self.hint_probed
+            .retain(|name, _| members.contains_key(name));
+        self.contacted.retain(|name, generation| {
+            members
+                .get(name)
+                .is_none_or(|m| m.update.generation < *generation)
+        });
+    }
+
+    /// Every protocol period: a seed this node does not hold live gets a join, so
+    /// a seed that restarted alone learns of this cluster within a period.
+    pub(super) fn contact_seeds(&mut self, out: &mut Vec<Effect>) {
+        if self.leaving || self.live_count() == 1 {
+            return; // alone, the join retries contact every seed
+        }
+        let down: Vec<String> = self
+            .introducers
+            .iter()
+            .filter(|i| !self.members.get(*i).is_some_and(|m| m.state().is_live()))
+            .cloned()
+            .collect();
+        if let Some(seed) = down.choose(&mut self.rng).cloned() {
+            self.send(out, seed, Body::Join);
+        }
+    }
+
+    /// A datagram came from `from` at `generation`: if that process is unknown
+    /// here (an unknown member, or a newer generation of a known one), send it this
+    /// node's state and ask for its own, once per process.
+    pub(super) fn answer_unknown(&mut self, from: &str, generation: u64, out: &mut Vec<Effect>) {
+        if from == self.me.name || self.leaving {
+            return;
+        }
+        let known = self.members.get(from).map(|m| m.update.generation);
+        if known.is_some_and(|g| g >= generation)
+            || self.contacted.get(from).is_some_and(|&g| g >= generation)
+        {
+            return;
+        }
+        if self.contacted.len() >= MAX_CONTACTED {
+            self.contacted.clear();
+        }
+        self.contacted.insert(from.to_string(), generation);
+        self.send_state(out, from.to_string(), true);
+    }
+
+    /// The first live member this node learns of. A founder whose first member
+    /// already holds data was merged into an existing cluster: it becomes a
+    /// pending replica (its keys taken alone are pushed to the cluster, and the
+    /// cluster's keys to it, before it counts as an authority).
+    pub(super) fn first_member(&mut self, u: &Update, out: &mut Vec<Effect>) {
+        if self.seen_others || !u.state.is_live() {
+            return;
+        }
+        self.seen_others = true;
+        if self.founder && !u.pending && !self.me.pending && !self.leaving {
+            self.merged = true;
+            self.me.pending = true;
+            self.me.incarnation = self.me.incarnation.saturating_add(1);
+            self.gossip.enqueue(self.me.clone(), true);
+            out.push(Effect::Notify(Event::Updated(self.me.clone())));
+        }
+    }
+}

@@ -1,0 +1,395 @@
+//! The stabilizer core: data follows membership.
+//!
+//! On every ring change it walks the local store ([`Walk`]) and hands each key to
+//! the members that are new in its preference list, dropping keys this node no
+//! longer replicates once their new owners acknowledged them; when a walk
+//! completes it tells every member (`Synced`). It tracks the [`Transition`] from
+//! the settled ring to the current one and publishes the [`Placement`]
+//! coordinators use. It decides this node's authority: a node that came back
+//! without its data is pending until every member reported its handoff for the
+//! current ring, and only then counts as an authority on its keys. It runs the
+//! graceful leave's last walk.
+//!
+//! Invariants: at most one walk runs at a time (a newer ring replaces the running
+//! walk; every step is idempotent, so walking again resumes it); a node that
+//! stopped being pending never becomes pending again unless it is a first node
+//! merged into an existing cluster; once leaving, no other walk starts. Pure:
+//! time is an argument, effects are returned.
+
+use super::handoff::{Walk, WalkEffect, WalkPlan};
+use super::placement::Placement;
+use super::rebalance::{fingerprint, Transition};
+use crate::config::StabilizeConfig;
+use crate::ring::ring::Ring;
+use crate::ring::snapshot::RingSnapshot;
+use std::sync::Arc;
+
+/// Delay before a walk that failed is tried again, in milliseconds.
+pub const WALK_RETRY_MS: u64 = 1_000;
+
+/// What the core asks the shell to do.
+#[derive(Clone, Debug)]
+pub enum StabilizeEffect {
+    /// Hand the coordinator this placement.
+    Publish(Placement),
+    /// Carry out a step of walk `walk` and report back with [`Stabilizer::on_page`]
+    /// or [`Stabilizer::on_pushed`].
+    Walk {
+        /// Which walk.
+        walk: u64,
+        /// The step.
+        effect: WalkEffect,
+    },
+    /// Tell these members (name, peer address) that this node handed off its data
+    /// for the ring `fingerprint`.
+    AnnounceSynced {
+        /// The ring's fingerprint.
+        fingerprint: u64,
+        /// Members and their peer RPC addresses.
+        to: Vec<(String, String)>,
+    },
+    /// The local replica is (`true`) or is not yet an authority on its keys.
+    Authority(bool),
+    /// This node's handoff completed: stop announcing it as a pending replica.
+    MarkSynced,
+    /// A graceful leave started: the local replica must refuse writes from now on.
+    SetLeaving,
+    /// The graceful leave's walk ended: keys handed off, or why not all were.
+    LeaveDone(Result<u64, String>),
+}
+
+/// The stabilizer's state.
+#[derive(Debug)]
+pub struct Stabilizer {
+    me: String,
+    n: usize,
+    config: StabilizeConfig,
+    transition: Option<Transition>,
+    snapshot: Option<RingSnapshot>,
+    walk: Option<(u64, Walk)>,
+    walks: u64,
+    synced_for: Option<u64>,
+    retry_at: Option<u64>,
+    leaving: Option<u64>,
+    push_own: bool,
+    synced_once: bool,
+    now: u64,
+}
+
+impl Stabilizer {
+    /// The stabilizer of node `me` keeping `n` replicas.
+    pub fn new(me: String, n: usize, config: StabilizeConfig) -> Stabilizer {
+        Stabilizer {
+            me,
+            n,
+            config,
+            transition: None,
+            snapshot: None,
+            walk: None,
+            walks: 0,
+            synced_for: None,
+            retry_at: None,
+            leaving: None,
+            push_own: false,
+            synced_once: false,
+            now: 0,
+        }
+    }
+
+    /// True while this node is a pending replica.
+    pub fn is_pending(&self) -> bool {
+        self.transition.as_ref().is_some_and(Transition::is_pending)
+    }
+
+    /// True while a ring transition is under way.
+    pub fn in_transition(&self) -> bool {
+        self.transition
+            .as_ref()
+            .is_some_and(|t| t.previous().is_some())
+    }
+
+    /// True while a handoff walk runs.
+    pub fn walking(&self) -> bool {
+        self.walk.is_some()
+    }
+
+    /// Members of the current ring that have not reported their handoff yet.
+    pub fn waiting_for(&self) -> Vec<String> {
+        self.transition
+            .as_ref()
+            .filter(|t| t.previous().is_some())
+            .map(|t| t.waiting_for().into_iter().map(str::to_string).collect())
+            .unwrap_or_default()
+    }
+
+    /// The placement coordinators should use now.
+    pub fn placement(&self) -> Option<Placement> {
+        let (t, s) = (self.transition.as_ref()?, self.snapshot.as_ref()?);
+        let previous = t.previous().cloned();
+        let returning = previous.as_ref().and_then(|settled| {
+            let back: Vec<(String, u64)> = s
+                .ring
+                .identities()
+                .filter(|(m, _)| {
+                    *m != self.me && !s.is_pending(m) && !settled.same_store(&s.ring, m)
+                })
+                .map(|(m, store)| (m.to_string(), store))
+                .collect();
+            (back.len() >= 2)
+                .then(|| Arc::new(Ring::with_stores(s.ring.epoch(), back, s.ring.vnodes())))
+        });
+        Some(Placement {
+            current: s.clone(),
+            previous,
+            returning,
+        })
+    }
+
+    fn publish(&self, out: &mut Vec<StabilizeEffect>) {
+        if let Some(p) = self.placement() {
+            out.push(StabilizeEffect::Publish(p));
+        }
+    }
+
+    /// A new ring at `now_ms`; `merged`: this node is a first node merged into an
+    /// existing cluster (its own keys must reach the cluster).
+    pub fn on_ring(
+        &mut self,
+        snapshot: RingSnapshot,
+        merged: bool,
+        now_ms: u64,
+        out: &mut Vec<StabilizeEffect>,
+    ) {
+        self.now = now_ms;
+        let ring = snapshot.ring.clone();
+        let me_pending = snapshot.is_pending(&self.me);
+        self.snapshot = Some(snapshot);
+        self.push_own |= merged;
+        let changed = match &mut self.transition {
+            None => {
+                let timeout = self.config.transition_timeout_ms;
+                self.transition = Some(if me_pending {
+                    Transition::pending(ring, &self.me, timeout, now_ms)
+                } else {
+                    Transition::new(ring, timeout)
+                });
+                out.push(StabilizeEffect::Authority(!me_pending));
+                true
+            }
+            Some(t) => {
+                let changed = t.on_ring(ring, now_ms);
+                if me_pending && !t.is_pending() && !self.synced_once {
+                    // A first node that served alone, merged into a cluster.
+                    t.become_pending(&self.me, now_ms);
+                    out.push(StabilizeEffect::Authority(false));
+                    true
+                } else {
+                    changed
+                }
+            }
+        };
+        self.publish(out);
+        if changed {
+            self.synced_for = None;
+            self.start_walk(out);
+        }
+    }
+
+    /// Member `from` finished its handoff for the ring with `print`.
+    pub fn on_synced(&mut self, from: &str, print: u64, out: &mut Vec<StabilizeEffect>) {
+        if self
+            .transition
+            .as_mut()
+            .is_some_and(|t| t.on_synced(from, print))
+        {
+            log::info!("ring transition settled: every member handed off its data");
+            self.on_settled(out);
+        }
+    }
+
+    /// Time passes (the shell calls this about once a second).
+    pub fn on_tick(&mut self, now_ms: u64, out: &mut Vec<StabilizeEffect>) {
+        self.now = now_ms;
+        if self.transition.as_mut().is_some_and(|t| t.on_tick(now_ms)) {
+            log::warn!(
+                "ring transition not reported complete by every member in time; settling anyway"
+            );
+            self.on_settled(out);
+        }
+        if self.retry_at.is_some_and(|at| now_ms >= at) {
+            self.retry_at = None;
+            self.start_walk(out);
+        }
+        if self.in_transition() && self.walk.is_none() {
+            // Repeat our report: a member may have learned of this ring after it.
+            self.announce(out);
+        }
+    }
+
+    fn on_settled(&mut self, out: &mut Vec<StabilizeEffect>) {
+        self.publish(out);
+        if !self.synced_once && !self.is_pending() {
+            self.synced_once = true;
+            self.push_own = false;
+            out.push(StabilizeEffect::Authority(true));
+            out.push(StabilizeEffect::MarkSynced);
+        }
+        // Writes made during the transition also reached the settled replicas:
+        // walk once more to hand off and drop the copies this node no longer owns.
+        self.start_walk(out);
+    }
+
+    fn start_walk(&mut self, out: &mut Vec<StabilizeEffect>) {
+        let Some(t) = &self.transition else {
+            return;
+        };
+        if self.leaving.is_some() {
+            return;
+        }
+        let plan = WalkPlan {
+            me: self.me.clone(),
+            n: self.n,
+            settled: t.settled().clone(),
+            target: t.current().clone(),
+            drop_local: true,
+            push_own: self.push_own,
+            batch: self.config.batch_keys,
+            pause_ms: self.config.pause_ms,
+        };
+        // A running walk is replaced: its late answers are ignored by their id.
+        self.begin(plan, out);
+    }
+
+    fn begin(&mut self, plan: WalkPlan, out: &mut Vec<StabilizeEffect>) -> u64 {
+        self.walks += 1;
+        let id = self.walks;
+        let (walk, effects) = Walk::start(plan);
+        self.walk = Some((id, walk));
+        out.extend(
+            effects
+                .into_iter()
+                .map(|effect| StabilizeEffect::Walk { walk: id, effect }),
+        );
+        id
+    }
+
+    fn announce(&mut self, out: &mut Vec<StabilizeEffect>) {
+        let (Some(print), Some(s)) = (self.synced_for, &self.snapshot) else {
+            return;
+        };
+        let to: Vec<(String, String)> = s
+            .peers
+            .iter()
+            .filter(|(name, _)| **name != self.me)
+            .map(|(n, a)| (n.clone(), a.clone()))
+            .collect();
+        out.push(StabilizeEffect::AnnounceSynced {
+            fingerprint: print,
+            to,
+        });
+        let me = self.me.clone();
+        self.on_synced(&me, print, out);
+    }
+
+    /// A page of the store arrived for walk `walk`.
+    pub fn on_page(
+        &mut self,
+        walk: u64,
+        page: Vec<(String, crate::storage::Record)>,
+        out: &mut Vec<StabilizeEffect>,
+    ) {
+        let effects = match &mut self.walk {
+            Some((id, w)) if *id == walk => w.on_page(page),
+            _ => return,
+        };
+        self.carry(walk, effects, out);
+    }
+
+    /// A push of walk `walk` to `to` ended.
+    pub fn on_pushed(
+        &mut self,
+        walk: u64,
+        to: &str,
+        ok: bool,
+        count: u64,
+        out: &mut Vec<StabilizeEffect>,
+    ) {
+        let effects = match &mut self.walk {
+            Some((id, w)) if *id == walk => w.on_pushed(to, ok, count),
+            _ => return,
+        };
+        self.carry(walk, effects, out);
+    }
+
+    fn carry(&mut self, walk: u64, effects: Vec<WalkEffect>, out: &mut Vec<StabilizeEffect>) {
+        for effect in effects {
+            match effect {
+                WalkEffect::Done(result) => self.walk_done(walk, result, out),
+                effect => out.push(StabilizeEffect::Walk { walk, effect }),
+            }
+        }
+    }
+
+    fn walk_done(
+        &mut self,
+        walk: u64,
+        result: Result<u64, String>,
+        out: &mut Vec<StabilizeEffect>,
+    ) {
+        let target = self.walk.take().map(|(_, w)| fingerprint(w.target()));
+        if self.leaving == Some(walk) {
+            out.push(StabilizeEffect::LeaveDone(result));
+            return;
+        }
+        let current = self.transition.as_ref().map(|t| fingerprint(t.current()));
+        match result {
+            Ok(moved) if target.is_some() && target == current => {
+                if moved > 0 {
+                    log::info!("handoff complete: {moved} keys streamed (walk {walk})");
+                }
+                self.synced_for = current;
+                self.announce(out);
+            }
+            Ok(_) => self.start_walk(out),
+            Err(why) => {
+                log::info!("handoff walk incomplete ({why}); retrying in 1 s");
+                self.retry_at = Some(self.now + WALK_RETRY_MS);
+            }
+        }
+    }
+
+    /// Starts a graceful leave: the replica refuses writes from now on, and one
+    /// last walk hands every key to the members that own it without this node.
+    /// Answers with [`StabilizeEffect::LeaveDone`].
+    pub fn leave(&mut self, out: &mut Vec<StabilizeEffect>) {
+        let Some(current) = self.transition.as_ref().map(|t| t.current().clone()) else {
+            out.push(StabilizeEffect::LeaveDone(Ok(0)));
+            return;
+        };
+        if self.leaving.is_some() {
+            return;
+        }
+        out.push(StabilizeEffect::SetLeaving);
+        let others = current
+            .identities()
+            .filter(|(m, _)| *m != self.me)
+            .map(|(m, s)| (m.to_string(), s));
+        let without_me = Arc::new(Ring::with_stores(
+            current.epoch() + 1,
+            others,
+            current.vnodes(),
+        ));
+        let plan = WalkPlan {
+            me: self.me.clone(),
+            n: self.n,
+            settled: current,
+            target: without_me,
+            drop_local: false,
+            push_own: false,
+            batch: self.config.batch_keys,
+            pause_ms: self.config.pause_ms,
+        };
+        self.leaving = Some(self.walks + 1);
+        self.begin(plan, out);
+    }
+}
