@@ -785,6 +785,7 @@ fn core_with_members() -> Swim {
             Body::Sync {
                 reply: false,
                 members,
+                wall_ms: 0,
             },
             vec![],
         ),

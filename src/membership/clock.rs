@@ -17,6 +17,10 @@ use std::collections::{BTreeMap, VecDeque};
 /// Samples kept per peer.
 pub const SAMPLES: usize = 8;
 
+/// The round trip a one-way reading counts as (it loses to any ping/ack sample
+/// faster than this).
+pub const ONE_WAY_RTT_MS: u64 = 2_000;
+
 /// An estimate not refreshed for this long no longer counts.
 pub const STALE_MS: u64 = 60_000;
 
@@ -57,6 +61,18 @@ impl ClockWatch {
             rtt_ms,
             at_ms: t3,
         });
+    }
+
+    /// Records a one-way reading: a message sent at the peer's wall clock
+    /// `remote_ms` arrived at local `local_ms`. Its error is the unknown transit
+    /// time, so it counts as a sample with a round trip of [`ONE_WAY_RTT_MS`]:
+    /// a first estimate that any ping/ack exchange replaces.
+    pub fn record_one_way(&mut self, peer: &str, remote_ms: u64, local_ms: u64) {
+        if remote_ms == 0 || local_ms < ONE_WAY_RTT_MS / 2 {
+            return;
+        }
+        let t0 = local_ms - ONE_WAY_RTT_MS / 2;
+        self.record(peer, t0, remote_ms, t0 + ONE_WAY_RTT_MS);
     }
 
     /// Forgets a peer (it left or was reclaimed).
@@ -121,6 +137,21 @@ mod tests {
             c.record("p", 10_000 + i, 10_000 + i + 900, 10_000 + i + 100);
         }
         assert_eq!(c.offset("p", 11_000), Some(850), "old samples rotate out");
+    }
+
+    #[test]
+    fn a_one_way_reading_gives_a_first_estimate_that_a_ping_replaces() {
+        let mut c = ClockWatch::new();
+        c.record_one_way("p", 5_000_120_000, 5_000_000_010);
+        assert_eq!(c.offset("p", 5_000_000_010), Some(119_990));
+        c.record("p", 5_000_000_100, 5_000_120_105, 5_000_000_110);
+        assert_eq!(c.offset("p", 5_000_000_110), Some(120_000));
+        c.record_one_way("q", 0, 5_000_000_000);
+        assert_eq!(
+            c.offset("q", 5_000_000_000),
+            None,
+            "no clock in the message"
+        );
     }
 
     #[test]

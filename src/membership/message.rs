@@ -49,6 +49,9 @@ pub enum Body {
         reply: bool,
         /// Members.
         members: Vec<Update>,
+        /// The sender's wall clock when it sent this (Unix ms): a first, rough
+        /// clock reading of a member this node has not pinged yet.
+        wall_ms: u64,
     },
     /// Urgent news sent outright, applied as gossip: a leave, a refutation, a
     /// death, a suspicion told to its suspect.

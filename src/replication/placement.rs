@@ -7,13 +7,15 @@
 //! - The **current group** is the key's preference list on the current ring (live
 //!   members only: a sloppy quorum), this node first and pending replicas last.
 //! - During a transition, the **settled group** is the live part of the key's list
-//!   on the settled ring: members on the current ring with the same store. It
-//!   needs its quorum too (a joint quorum), so a read never takes a newcomer's
-//!   "missing" for an answer and a write lands where reads of the settled ring look.
+//!   on the settled ring: members on the current ring with the same store, or
+//!   with a new store once they are no longer pending (back without their data,
+//!   and since caught up). It needs its quorum too (a joint quorum), so a read
+//!   never takes a newcomer's "missing" for an answer and a write lands where
+//!   reads of the settled ring look.
 //! - After a partition heals (or two clusters merge), the members that came back
-//!   holding data (on the current ring, not on the settled one, not pending) held
-//!   writes of their own: a read also needs, from the key's list on a ring of
-//!   those members, enough answers to meet any write acknowledged there (list
+//!   holding data (on the current ring, absent from the settled one, not pending)
+//!   held writes of their own: a read also needs, from the key's list on a ring
+//!   of those members, enough answers to meet any write acknowledged there (list
 //!   length + 1 − W).
 //!
 //! Invariant: every group's need is computed from the replication factor in
@@ -96,7 +98,13 @@ impl Placement {
         let mut groups = vec![Group::new(current.clone(), need)];
         if let Some(previous) = &self.previous {
             let settled = previous.preference_list(t, n);
-            let kept = |m: &str| previous.same_store(ring, m);
+            // A settled replica still counts with its store, or with a new one
+            // once it is no longer pending (it came back empty and has since
+            // received its handoff).
+            let kept = |m: &str| {
+                previous.same_store(ring, m)
+                    || (ring.store_of(m).is_some() && !self.current.is_pending(m))
+            };
             if settled
                 .iter()
                 .any(|m| !(kept(m) && current.iter().any(|c| c == m)))

@@ -130,9 +130,7 @@ impl Stabilizer {
             let back: Vec<(String, u64)> = s
                 .ring
                 .identities()
-                .filter(|(m, _)| {
-                    *m != self.me && !s.is_pending(m) && !settled.same_store(&s.ring, m)
-                })
+                .filter(|(m, _)| *m != self.me && !s.is_pending(m) && settled.store_of(m).is_none())
                 .map(|(m, store)| (m.to_string(), store))
                 .collect();
             (back.len() >= 2)

@@ -16,7 +16,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use std::fmt;
 
 /// Protocol version spoken by this build.
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
 /// Envelope header length in bytes.
 pub const HEADER_LEN: usize = 2 + 1 + 1 + 8 + 8;
 const MAGIC: [u8; 2] = *b"SK";

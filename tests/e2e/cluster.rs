@@ -1,13 +1,19 @@
 //! Real swimkv processes on loopback for end-to-end tests: start, kill -9,
-//! SIGSTOP/SIGCONT, restart, and a minimal blocking HTTP client.
+//! SIGSTOP/SIGCONT, SIGTERM, restart, and a minimal blocking HTTP client.
 //!
 //! Every process started here is killed by PID when the `Cluster` is dropped; every
-//! wait is bounded in time.
+//! wait is bounded in time. One cluster runs at a time: a `Cluster` holds a
+//! process-wide lock from its start until it is dropped, because several clusters
+//! on two cores starve each other's SWIM threads into false suspicions.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+
+/// Held by the one cluster running.
+static ONE_CLUSTER: Mutex<()> = Mutex::new(());
 
 /// One HTTP answer.
 #[derive(Debug, Clone)]
@@ -70,17 +76,24 @@ pub struct Cluster {
     pub base: u16,
     pub procs: Vec<Option<Child>>,
     pub args: Vec<String>,
+    /// The introducer each node was last started with (`None`: the first node).
+    pub introducers: Vec<Option<usize>>,
+    _turn: MutexGuard<'static, ()>,
 }
 
 impl Cluster {
     /// Starts `n` nodes on `base..base+n`, the first alone and the others through it.
     pub fn start(base: u16, n: usize, args: &[&str]) -> Cluster {
+        let turn = ONE_CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
         let mut c = Cluster {
             base,
             procs: Vec::new(),
             args: args.iter().map(|s| s.to_string()).collect(),
+            introducers: Vec::new(),
+            _turn: turn,
         };
         for i in 0..n {
+            c.introducers.push((i > 0).then_some(0));
             let child = c.spawn(i);
             c.procs.push(Some(child));
             if i == 0 {
@@ -114,8 +127,8 @@ impl Cluster {
     fn spawn(&self, i: usize) -> Child {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_swimkv"));
         cmd.arg(self.port(i).to_string());
-        if i > 0 {
-            cmd.arg(self.base.to_string());
+        if let Some(intro) = self.introducers.get(i).copied().flatten() {
+            cmd.arg(self.port(intro).to_string());
         }
         cmd.args(&self.args)
             .env("RUST_LOG", "warn")
@@ -142,11 +155,30 @@ impl Cluster {
         }
     }
 
-    /// Starts node `i` again on its port (a new generation).
+    /// Starts node `i` again on its port (a new generation), with the command
+    /// it was last started with.
     pub fn restart(&mut self, i: usize) {
         self.kill(i);
         let child = self.spawn(i);
         self.procs[i] = Some(child);
+    }
+
+    /// Starts node `i` again, joining through node `introducer` (`None`: as a
+    /// first node, without introducer).
+    pub fn restart_with(&mut self, i: usize, introducer: Option<usize>) {
+        self.introducers[i] = introducer;
+        self.restart(i);
+    }
+
+    /// SIGTERM to node `i`, then waits for it to exit; its exit code.
+    pub fn terminate(&mut self, i: usize, within: Duration) -> Option<i32> {
+        self.signal(i, "-TERM");
+        self.wait_exit(i, within)
+    }
+
+    /// True when node `i` answers `/ready` with 200.
+    pub fn ready(&self, i: usize) -> bool {
+        http(self.port(i), "GET", "/ready", b"", Duration::from_secs(1)).status == 200
     }
 
     /// Waits for node `i` to exit by itself; its exit code.
@@ -222,6 +254,7 @@ impl Cluster {
     /// Starts one more node, joining through node 0.
     pub fn add_node(&mut self) -> usize {
         let i = self.procs.len();
+        self.introducers.push(Some(0));
         let child = self.spawn(i);
         self.procs.push(Some(child));
         i

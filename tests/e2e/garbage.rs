@@ -113,7 +113,13 @@ fn bad_datagram(rng: &mut StdRng, cluster: u64) -> (&'static str, Vec<u8>) {
         }
         3 => {
             let mut v = wire::encode(cluster, Kind::Swim, 0, &valid_payload(rng)).to_vec();
-            v[2] = rng.gen_range(2..=255);
+            // Any other protocol version (0.1 nodes spoke version 1).
+            v[2] = loop {
+                let b: u8 = rng.gen();
+                if b != wire::VERSION {
+                    break b;
+                }
+            };
             ("version", v)
         }
         4 => {

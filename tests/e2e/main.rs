@@ -6,6 +6,7 @@
 mod cluster;
 mod copies;
 mod garbage;
+mod lifecycle;
 mod stabilize;
 
 use cluster::{http, Cluster};

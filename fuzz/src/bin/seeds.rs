@@ -47,6 +47,7 @@ fn datagrams() -> Vec<Datagram> {
         Body::Sync {
             reply: true,
             members: gossip.clone(),
+            wall_ms: 1,
         },
     ];
     let mut all: Vec<Datagram> = bodies

@@ -59,7 +59,13 @@ impl Swim {
             }
             Body::Join => self.send_state(out, from.clone(), false),
             Body::Gossip => {}
-            Body::Sync { reply, members } => {
+            Body::Sync {
+                reply,
+                members,
+                wall_ms,
+            } => {
+                let now_wall = self.wall_ms();
+                self.clock.record_one_way(&from, wall_ms, now_wall);
                 for u in members {
                     self.apply_state(u, &from, out);
                 }

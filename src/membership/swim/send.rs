@@ -29,6 +29,7 @@ impl Swim {
             .saturating_sub(self.base_size(&Body::Sync {
                 reply: true,
                 members: Vec::new(),
+                wall_ms: u64::MAX,
             }));
         let mut chunks = vec![Vec::new()];
         let mut used = 0;
@@ -55,6 +56,7 @@ impl Swim {
                 Body::Sync {
                     reply: reply && i == 0,
                     members,
+                    wall_ms: self.wall_ms(),
                 },
                 false,
             );
