@@ -114,6 +114,15 @@ pub struct Cli {
     /// How long dead and left members are remembered, in ms.
     #[arg(long, env = "SWIMKV_DEAD_RECLAIM_MS", default_value_t = 3_600_000)]
     pub dead_reclaim_ms: u64,
+    /// A node started without an introducer waits this long for members of an
+    /// existing cluster that have it as a seed to contact it before it serves
+    /// alone as the first node of a new cluster, in ms.
+    #[arg(long, env = "SWIMKV_FIRST_NODE_WAIT_MS", default_value_t = 2_000)]
+    pub first_node_wait_ms: u64,
+    /// Versions more than this far ahead of a node's clock are refused; a node
+    /// whose clock is this far off most peers' refuses writes, in ms.
+    #[arg(long, env = "SWIMKV_MAX_CLOCK_OFFSET_MS", default_value_t = 500)]
+    pub max_clock_offset_ms: u64,
     /// Turn the Lifeguard refinements off (local health, dogpile, buddy system).
     #[arg(long, env = "SWIMKV_NO_LIFEGUARD")]
     pub no_lifeguard: bool,
@@ -204,6 +213,8 @@ impl Cli {
         s.lifeguard = !self.no_lifeguard;
         s.max_local_health = self.max_local_health;
         s.dead_reclaim_ms = self.dead_reclaim_ms;
+        s.first_node_wait_ms = self.first_node_wait_ms;
+        c.replication.max_clock_offset_ms = self.max_clock_offset_ms;
         let st = &mut c.stabilize;
         st.batch_keys = self.rebalance_batch;
         st.pause_ms = self.rebalance_pause_ms;

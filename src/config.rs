@@ -38,6 +38,10 @@ pub struct SwimConfig {
     pub max_local_health: u32,
     /// How long a dead or left member is remembered before it is forgotten, in milliseconds.
     pub dead_reclaim_ms: u64,
+    /// A node started without introducers waits this long, in milliseconds, for
+    /// members of an existing cluster that have it as their seed to contact it,
+    /// before it serves as the first node of a new cluster.
+    pub first_node_wait_ms: u64,
 }
 
 impl Default for SwimConfig {
@@ -57,6 +61,7 @@ impl Default for SwimConfig {
             lifeguard: true,
             max_local_health: 8,
             dead_reclaim_ms: 3_600_000,
+            first_node_wait_ms: 2_000,
         }
     }
 }
@@ -167,10 +172,6 @@ pub struct Config {
     pub peer_port: u16,
     /// Introducers to join through (`host:port` of their HTTP/UDP port).
     pub introducers: Vec<String>,
-    /// A node started without introducers waits this long, in milliseconds, for
-    /// members of an existing cluster that have it as their seed to contact it,
-    /// before it serves as the first node of a new cluster.
-    pub first_node_wait_ms: u64,
     /// Cluster id: nodes only talk to nodes with the same id.
     pub cluster_id: String,
     /// Cluster secret: when set, every datagram and peer frame carries a MAC keyed
@@ -202,7 +203,6 @@ impl Config {
             http_port,
             peer_port: http_port.wrapping_add(PEER_PORT_OFFSET),
             introducers: Vec::new(),
-            first_node_wait_ms: 2_000,
             cluster_id: "swimkv".to_string(),
             cluster_secret: None,
             vnodes: 64,
@@ -221,7 +221,7 @@ impl Config {
         c.replication.r = 1;
         c.replication.w = 1;
         c.http_workers = 1;
-        c.first_node_wait_ms = 0;
+        c.swim.first_node_wait_ms = 0;
         c
     }
 

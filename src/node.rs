@@ -72,8 +72,16 @@ fn replica_handler(storage: Recipient<LocalOp>, stabilizer: Recipient<PeerSynced
         let stabilizer = stabilizer.clone();
         Box::pin(async move {
             let response = match postcard::from_bytes::<ReplicaRequest>(&payload) {
-                Ok(ReplicaRequest::Synced { from, fingerprint }) => {
-                    stabilizer.do_send(PeerSynced { from, fingerprint });
+                Ok(ReplicaRequest::Synced {
+                    from,
+                    fingerprint,
+                    haunted,
+                }) => {
+                    stabilizer.do_send(PeerSynced {
+                        from,
+                        fingerprint,
+                        haunted,
+                    });
                     ReplicaResponse::Written
                 }
                 Ok(request) => storage
@@ -172,7 +180,7 @@ pub fn start_actors(
     .start();
     let stabilizer = StabilizerActor::new(
         name.clone(),
-        config.replication.n,
+        (config.replication.n, config.replication.w),
         config.stabilize.clone(),
         StorageLinks {
             op: storage.clone().recipient(),
@@ -217,7 +225,6 @@ pub fn start_actors(
         clock: Some(replication.clone().recipient()),
         joined: joined.clone(),
         max_clock_offset_ms: config.replication.max_clock_offset_ms,
-        first_node_wait_ms: config.first_node_wait_ms,
     };
     let membership = MembershipActor::new(swim, udp, seal, links, udp_counters, metrics.clone());
     let membership = match swim_arbiter {

@@ -89,6 +89,7 @@ impl Node {
             .send(PeerSynced {
                 from: String::new(),
                 fingerprint: 0,
+                haunted: Vec::new(),
             })
             .await
             .unwrap();

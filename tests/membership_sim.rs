@@ -786,6 +786,7 @@ fn core_with_members() -> Swim {
                 reply: false,
                 members,
                 wall_ms: 0,
+                joined: true,
             },
             vec![],
         ),

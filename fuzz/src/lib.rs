@@ -10,8 +10,8 @@ use bytes::{Bytes, BytesMut};
 use swimkv::config::{Limits, SwimConfig};
 use swimkv::membership::message::{update_size, Datagram};
 use swimkv::membership::swim::{Swim, Timer};
-use swimkv::storage::ops::{self, ReplicaRequest, ReplicaResponse};
-use swimkv::storage::{MemoryStore, Record, Version};
+use swimkv::storage::ops::{ReplicaRequest, ReplicaResponse};
+use swimkv::storage::{Record, Replica, Version};
 use swimkv::transport::wire::{self, Kind};
 use tokio_util::codec::{Decoder, LengthDelimitedCodec};
 
@@ -85,8 +85,9 @@ pub fn check_datagram(data: &[u8]) {
     swim_payload(data);
 }
 
-fn store() -> MemoryStore {
-    let mut s = MemoryStore::new();
+fn store() -> Replica {
+    let mut r = Replica::new(1, 500);
+    let s = r.store_mut();
     for (i, k) in ["a", "b", "key-1"].iter().enumerate() {
         let v = Version {
             ts: i as u64 + 1,
@@ -95,7 +96,7 @@ fn store() -> MemoryStore {
         s.apply(k, Record::value(v, Bytes::from_static(b"v")));
     }
     s.apply("gone", Record::tombstone(Version { ts: 9, node: 2 }));
-    s
+    r
 }
 
 /// A peer RPC payload: as a request (decoded, round-tripped and served against a
@@ -108,7 +109,7 @@ fn rpc_payload(payload: &[u8]) {
             Ok(&req),
             "a decoded request does not round-trip"
         );
-        let _ = ops::serve(&mut store(), req);
+        let _ = store().serve(req, 1_700_000_000_000);
     }
     if let Ok(resp) = postcard::from_bytes::<ReplicaResponse>(payload) {
         let bytes = postcard::to_allocvec(&resp).expect("encode response");

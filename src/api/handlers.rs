@@ -199,6 +199,7 @@ fn unavailable(o: Outcome, key: String) -> ApiError {
             current: current.map(etag),
         },
         Outcome::ClockSkewed => ApiError::ClockSkew,
+        Outcome::NotJoined => ApiError::NotJoined,
         Outcome::Unavailable {
             needed,
             succeeded,

@@ -5,10 +5,9 @@
 //! publishes [`MembershipChanged`] to subscribers. Every second it reads the
 //! core's clock-offset estimates into metrics and tells the coordinator whether
 //! this node's clock is off from most of its peers' ([`ClockStatus`]). It keeps
-//! the `joined` flag the HTTP handlers read: a node started with introducers is
-//! joined once it knows another live member; a first node once it formed or
-//! joined a cluster, or when `first_node_wait_ms` passed without any member of
-//! an existing cluster contacting it. Invariant: the core only ever sees decoded
+//! the `joined` flag the HTTP handlers read: a node is joined once it applied
+//! another member's full state, or, for a first node (no introducers) that no
+//! member of an existing cluster contacted, once `first_node_wait_ms` passed. Invariant: the core only ever sees decoded
 //! datagrams; anything undecodable is counted and dropped here.
 
 use super::member::{LiveMember, State, Update};
@@ -38,8 +37,12 @@ pub struct MembershipChanged {
     pub live: Vec<LiveMember>,
     /// Members that have not left, dead ones included.
     pub members_not_left: usize,
+    /// Members known to be dead (not left), with their store generations.
+    pub dead: Vec<(String, u64)>,
     /// This node started alone and was then merged into an existing cluster.
     pub merged: bool,
+    /// This node has joined (before, `live` holds this node only).
+    pub joined: bool,
 }
 
 /// SWIM's verdict on this node's clock, sent to the coordinator when it changes.
@@ -127,8 +130,6 @@ pub struct MembershipLinks {
     pub joined: Arc<AtomicBool>,
     /// The clock bound, in milliseconds.
     pub max_clock_offset_ms: u64,
-    /// How long a first node waits to be contacted before it serves alone.
-    pub first_node_wait_ms: u64,
 }
 
 /// Owns the UDP socket and the SWIM core.
@@ -146,6 +147,7 @@ pub struct MembershipActor {
     reported: super::swim::Stats,
     skewed: bool,
     clock_logged: HashMap<String, Instant>,
+    swim_wait_ms: u64,
     out: Vec<Effect>,
 }
 
@@ -168,8 +170,10 @@ impl MembershipActor {
         metrics: Metrics,
     ) -> MembershipActor {
         let started_unix_ms = unix_ms();
+        let swim = swim.with_wall_base(started_unix_ms);
         MembershipActor {
-            swim: swim.with_wall_base(started_unix_ms),
+            swim_wait_ms: swim.config().first_node_wait_ms,
+            swim,
             std_socket: Some(socket),
             socket: None,
             seal,
@@ -202,7 +206,12 @@ impl MembershipActor {
         Some(addr)
     }
 
+    /// The live members, this node included; before it joined, this node only
+    /// (a node with a partial view of its cluster must not act on it).
     fn live(&self) -> Vec<LiveMember> {
+        if !self.joined() {
+            return vec![LiveMember::of(self.swim.me())];
+        }
         let mut live: Vec<LiveMember> = std::iter::once(self.swim.me())
             .chain(self.swim.members().map(|m| &m.update))
             .filter(|u| u.state.is_live())
@@ -214,17 +223,26 @@ impl MembershipActor {
 
     /// Part of a cluster: see the module docs.
     fn joined(&self) -> bool {
-        self.swim.seen_others()
-            || (self.swim.founder()
-                && self.started.elapsed() >= Duration::from_millis(self.links.first_node_wait_ms))
+        self.swim.joined(self.now())
     }
 
     fn publish(&self, event: Event) {
+        let joined = self.joined();
         let msg = MembershipChanged {
             event,
             live: self.live(),
-            members_not_left: self.swim.members_not_left(),
+            members_not_left: if joined {
+                self.swim.members_not_left()
+            } else {
+                1
+            },
+            dead: if joined {
+                self.swim.dead_members()
+            } else {
+                Vec::new()
+            },
             merged: self.swim.merged(),
+            joined,
         };
         for s in &self.links.subscribers {
             s.do_send(msg.clone());
@@ -280,7 +298,11 @@ impl MembershipActor {
                 }
             }
         }
-        self.links.joined.store(self.joined(), Ordering::Relaxed);
+        let joined = self.joined();
+        if joined && !self.links.joined.swap(true, Ordering::Relaxed) {
+            // The view is the cluster's now: publish it.
+            self.publish(Event::Updated(self.swim.me().clone()));
+        }
         self.update_metrics();
     }
 
@@ -390,8 +412,10 @@ impl Actor for MembershipActor {
         self.run_effects(ctx);
         self.publish(Event::Joined(self.swim.me().clone()));
         ctx.run_interval(Duration::from_secs(1), |act, _| act.watch_clock());
-        let wait = Duration::from_millis(self.links.first_node_wait_ms);
-        ctx.run_later(wait, |act, ctx| act.run_effects(ctx));
+        let wait = Duration::from_millis(self.swim_wait_ms);
+        ctx.run_later(wait + Duration::from_millis(1), |act, ctx| {
+            act.run_effects(ctx)
+        });
     }
 }
 

@@ -52,6 +52,9 @@ pub enum Body {
         /// The sender's wall clock when it sent this (Unix ms): a first, rough
         /// clock reading of a member this node has not pinged yet.
         wall_ms: u64,
+        /// The sender is joined (its state is the cluster's, not a process that
+        /// has just restarted and knows nobody).
+        joined: bool,
     },
     /// Urgent news sent outright, applied as gossip: a leave, a refutation, a
     /// death, a suspicion told to its suspect.

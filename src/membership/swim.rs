@@ -230,6 +230,12 @@ pub struct Swim {
     founder: bool,
     /// Some other live member was known at some point.
     seen_others: bool,
+    /// A full-state sync from a joined member was applied.
+    got_state: bool,
+    /// A founder whose first member was a new, pending joiner: it formed a cluster.
+    formed: bool,
+    /// When `start` ran.
+    started_ms: u64,
     /// A founder merged into an existing cluster: it holds data the cluster lacks.
     merged: bool,
     /// Processes (name, generation) this node sent its state to unasked.
@@ -285,6 +291,9 @@ impl Swim {
             clock: ClockWatch::new(),
             founder: false,
             seen_others: false,
+            got_state: false,
+            formed: false,
+            started_ms: 0,
             merged: false,
             contacted: HashMap::new(),
             departed: BTreeSet::new(),
@@ -304,6 +313,11 @@ impl Swim {
     pub fn with_wall_base(mut self, wall_base: u64) -> Swim {
         self.wall_base = wall_base;
         self
+    }
+
+    /// The SWIM settings.
+    pub fn config(&self) -> &SwimConfig {
+        &self.config
     }
 
     /// This node's wall clock (Unix ms) now.
@@ -337,10 +351,33 @@ impl Swim {
         self.founder
     }
 
+    /// True once this node is part of a cluster and may coordinate requests: it
+    /// applied the full state of a member that was itself joined (knowing one
+    /// member from a join is not enough, nor is the state of a process that has
+    /// just restarted), or it is a first node that formed a cluster (its first
+    /// member was a new joiner), or one that nobody contacted within
+    /// `first_node_wait_ms` of its start, serving alone, at `now`.
+    pub fn joined(&self, now: u64) -> bool {
+        self.got_state
+            || self.formed
+            || (self.founder
+                && !self.seen_others
+                && now.saturating_sub(self.started_ms) >= self.config.first_node_wait_ms)
+    }
+
     /// True when this node, started without introducers, was merged into an
     /// existing cluster: the keys it took while alone must be pushed to it.
     pub fn merged(&self) -> bool {
         self.merged
+    }
+
+    /// Members known to be dead (not left), with their store generations, by name.
+    pub fn dead_members(&self) -> Vec<(String, u64)> {
+        self.members
+            .values()
+            .filter(|m| m.state() == State::Dead)
+            .map(|m| (m.update.name.clone(), m.update.store))
+            .collect()
     }
 
     /// Members that have not left, this node and dead members included (those
@@ -412,6 +449,7 @@ impl Swim {
             .filter(|i| *i != self.me.name)
             .collect();
         self.founder = self.introducers.is_empty();
+        self.started_ms = now;
         let first = self.rng.gen_range(0..self.config.protocol_period_ms.max(1));
         out.push(Effect::Schedule {
             after_ms: first,

@@ -429,6 +429,9 @@ impl Handler<ClientGet> for ReplicationActor {
     type Result = ResponseFuture<Outcome>;
 
     fn handle(&mut self, msg: ClientGet, ctx: &mut Context<Self>) -> Self::Result {
+        if !self.placement.as_ref().is_some_and(|p| p.serving) {
+            return Box::pin(async { Outcome::NotJoined });
+        }
         let groups = match &self.placement {
             Some(p) => p.groups(&self.me, &msg.key, msg.consistency, self.quorums(), false),
             None => Vec::new(),
@@ -448,6 +451,9 @@ impl Handler<ClientPut> for ReplicationActor {
     type Result = ResponseFuture<Outcome>;
 
     fn handle(&mut self, msg: ClientPut, ctx: &mut Context<Self>) -> Self::Result {
+        if !self.placement.as_ref().is_some_and(|p| p.serving) {
+            return Box::pin(async { Outcome::NotJoined });
+        }
         if self.skewed {
             return Box::pin(async { Outcome::ClockSkewed });
         }

@@ -114,6 +114,9 @@ pub enum Outcome {
     /// Never produced by the coordinator: the shell refuses a write while this
     /// node's clock is off from most of its peers' clocks.
     ClockSkewed,
+    /// Never produced by the coordinator: the shell refuses requests until this
+    /// node has joined and seen its view settle.
+    NotJoined,
 }
 
 /// What a conditional write requires of the key.

@@ -9,6 +9,7 @@ pub mod actor;
 pub mod anti_entropy;
 pub mod coordinator;
 pub mod handoff;
+pub mod haunted;
 pub mod message;
 pub mod peer;
 pub mod placement;

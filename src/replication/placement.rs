@@ -15,13 +15,17 @@
 //! - After a partition heals (or two clusters merge), the members that came back
 //!   holding data (on the current ring, absent from the settled one, not pending)
 //!   held writes of their own: a read also needs, from the key's list on a ring
-//!   of those members, enough answers to meet any write acknowledged there (list
-//!   length + 1 − W).
+//!   of those members (and of the members of that side that are dead again),
+//!   enough live answers to meet any write acknowledged there (list length + 1 −
+//!   W), or it is a 503.
+//! - A ring left by a change that lost W or more replicas of some key at once
+//!   haunts reads of that key (see `haunted.rs`).
 //!
 //! Invariant: every group's need is computed from the replication factor in
 //! effect, never from how many replicas happen to be live. Pure.
 
 use super::coordinator::Group;
+use super::haunted::{kept, kept_strictly, lost_too_many};
 use super::quorum::{effective_n, needed, Consistency};
 use crate::ring::hash::token;
 use crate::ring::ring::Ring;
@@ -38,6 +42,12 @@ pub struct Placement {
     /// The ring of the members that came back holding data, while a transition
     /// that brought them back is under way.
     pub returning: Option<Arc<Ring>>,
+    /// Rings left by changes that lost too many replicas of some keys at once.
+    pub haunted: Vec<Arc<Ring>>,
+    /// This node may coordinate: it joined and has since seen its view settle
+    /// (every member reported its handoff for the ring), so it knows where the
+    /// data is; a process that has just started has no history of rings.
+    pub serving: bool,
 }
 
 /// What a request needs to know of the configuration.
@@ -58,6 +68,8 @@ impl Placement {
             current,
             previous: None,
             returning: None,
+            haunted: Vec::new(),
+            serving: true,
         }
     }
 
@@ -101,9 +113,16 @@ impl Placement {
             // A settled replica still counts with its store, or with a new one
             // once it is no longer pending (it came back empty and has since
             // received its handoff).
+            // ... unless the key lost W or more of its settled replicas:
+            // then only those with their very store count (the others may have
+            // caught up from survivors that never held the key).
+            let strict = lost_too_many(&settled, previous, ring, q.w);
             let kept = |m: &str| {
-                previous.same_store(ring, m)
-                    || (ring.store_of(m).is_some() && !self.current.is_pending(m))
+                if strict {
+                    kept_strictly(previous, ring, m)
+                } else {
+                    kept(previous, ring, &self.current.pending, m)
+                }
             };
             if settled
                 .iter()
@@ -119,18 +138,35 @@ impl Placement {
                 groups.push(Group::new(live, needed(level, configured, settled_n)));
             }
         }
+        if !write && level != Consistency::One {
+            for h in &self.haunted {
+                let list = h.preference_list(t, n);
+                if lost_too_many(&list, h, ring, q.w) {
+                    // Too many of its replicas are gone: the survivors must answer.
+                    let live: Vec<String> = list
+                        .into_iter()
+                        .filter(|m| kept_strictly(h, ring, m))
+                        .map(str::to_string)
+                        .collect();
+                    let haunted_n = n.min(h.len().max(1));
+                    groups.push(Group::new(live, needed(level, configured, haunted_n)));
+                }
+            }
+        }
         if let (Some(returning), false, false) = (&self.returning, write, level == Consistency::One)
         {
-            let list: Vec<String> = returning
-                .preference_list(t, n)
-                .into_iter()
-                .map(str::to_string)
-                .collect();
-            // Enough of them to meet any write acknowledged on that ring.
+            let list = returning.preference_list(t, n);
+            // Enough of them to meet any write acknowledged on that ring; those
+            // that are dead again count against it.
             let w = needed(Consistency::Quorum, q.w, n);
             let meet = (list.len() + 1).saturating_sub(w);
+            let live: Vec<String> = list
+                .into_iter()
+                .filter(|m| ring.store_of(m).is_some())
+                .map(str::to_string)
+                .collect();
             if meet > 0 {
-                groups.push(Group::new(list, meet));
+                groups.push(Group::new(live, meet));
             }
         }
         groups
@@ -209,6 +245,8 @@ mod tests {
             current: s,
             previous: Some(previous),
             returning: None,
+            haunted: Vec::new(),
+            serving: true,
         };
         let g = p.groups("a", &k, Consistency::Quorum, Q, false);
         assert_eq!(g.len(), 2);
@@ -234,6 +272,8 @@ mod tests {
             current: all,
             previous: Some(mine),
             returning: Some(theirs),
+            haunted: Vec::new(),
+            serving: true,
         };
         let g = p.groups("a", "some key", Consistency::Quorum, Q, false);
         let back = g.last().expect("groups");

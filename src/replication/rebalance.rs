@@ -22,6 +22,7 @@
 //! every one of whose members reported its handoff complete, or after a timeout;
 //! a pending node alone on its ring stays pending. Pure.
 
+use super::haunted::{haunts, MAX_HAUNTED};
 use crate::ring::hash::{token, Token};
 use crate::ring::ring::Ring;
 #[cfg(test)]
@@ -165,6 +166,17 @@ pub struct Transition {
     timeout_ms: u64,
     /// This node, while it is a pending replica (it came back without its data).
     pending: Option<String>,
+    /// Members of the current ring that are pending replicas.
+    pending_members: BTreeSet<String>,
+    /// N and W: a ring change that loses W replicas of some key makes the ring
+    /// it left haunt reads (N = 0: never).
+    quorum: (usize, usize),
+    /// Rings left behind by changes that lost too many replicas of some keys
+    /// (see `haunted.rs`), newest last.
+    haunted: Vec<Arc<Ring>>,
+    /// The ring of every member known when this process started (dead ones
+    /// included): whatever happened before, this node did not see it settle.
+    start_haunt: Option<Arc<Ring>>,
 }
 
 impl Transition {
@@ -178,6 +190,67 @@ impl Transition {
             changed_ms: 0,
             timeout_ms,
             pending: None,
+            pending_members: BTreeSet::new(),
+            quorum: (0, 0),
+            haunted: Vec::new(),
+            start_haunt: None,
+        }
+    }
+
+    /// Until this process saw a transition settle, it cannot know that the
+    /// replicas of dead members were handed over: `all` (every member it knows,
+    /// dead ones included) haunts reads where it lost too many of a key's replicas.
+    pub fn haunt_from_start(&mut self, all: Ring) {
+        self.start_haunt = Some(Arc::new(all));
+        self.still_haunting();
+    }
+
+    /// Rings whose keys may have lost every replica holding them keep haunting
+    /// reads: N and W decide which (a key may lose W - 1 of its N replicas).
+    pub fn with_quorum(mut self, n: usize, w: usize) -> Transition {
+        self.quorum = (n, w);
+        self
+    }
+
+    fn add_haunted(&mut self, ring: Arc<Ring>) {
+        let same = |h: &Arc<Ring>| h.identities().eq(ring.identities());
+        if self.haunted.iter().any(same) {
+            return;
+        }
+        if self.haunted.len() == MAX_HAUNTED {
+            self.haunted.remove(0);
+        }
+        self.haunted.push(ring);
+    }
+
+    /// Rings another member reports as haunting: adopted if they haunt here too
+    /// (a member that joined after the change learns of it this way).
+    pub fn adopt_haunted(&mut self, rings: Vec<Ring>) {
+        let (n, w) = self.quorum;
+        for ring in rings {
+            if n > 0 && haunts(&ring, &self.current, n, w) {
+                self.add_haunted(Arc::new(ring));
+            }
+        }
+    }
+
+    /// The rings that still haunt reads, newest last.
+    pub fn haunted(&self) -> Vec<Arc<Ring>> {
+        self.start_haunt
+            .iter()
+            .chain(&self.haunted)
+            .cloned()
+            .collect()
+    }
+
+    fn still_haunting(&mut self) {
+        let (n, w) = self.quorum;
+        let (current, pending) = (&self.current, &self.pending_members);
+        let _ = pending;
+        let keep = |h: &Arc<Ring>| n > 0 && haunts(h, current, n, w);
+        self.haunted.retain(keep);
+        if !self.start_haunt.as_ref().is_some_and(keep) {
+            self.start_haunt = None;
         }
     }
 
@@ -218,13 +291,16 @@ impl Transition {
         (fingerprint(&self.settled) != fingerprint(&self.current)).then_some(&self.settled)
     }
 
-    /// A new current ring. Returns true when it differs from the previous current ring.
-    pub fn on_ring(&mut self, ring: Arc<Ring>, now_ms: u64) -> bool {
+    /// A new current ring, whose pending replicas are `pending`. Returns true
+    /// when it differs from the previous current ring.
+    pub fn on_ring(&mut self, ring: Arc<Ring>, pending: &BTreeSet<String>, now_ms: u64) -> bool {
         let changed = fingerprint(&ring) != fingerprint(&self.current);
         if let Some(me) = &self.pending {
             self.settled = Arc::new(ring.with_store(me, FORMER_STORE));
         }
         self.current = ring;
+        self.pending_members = pending.clone();
+        self.still_haunting();
         if changed {
             self.synced.clear();
             self.changed_ms = now_ms;
@@ -233,8 +309,14 @@ impl Transition {
     }
 
     fn settle(&mut self) {
+        let (n, w) = self.quorum;
+        if n > 0 && haunts(&self.settled, &self.current, n, w) {
+            let settled = self.settled.clone();
+            self.add_haunted(settled);
+        }
         self.settled = self.current.clone();
         self.pending = None;
+        self.still_haunting();
     }
 
     /// A pending node alone on its ring has nobody to receive its data from.
@@ -413,7 +495,7 @@ mod tests {
         assert!(tr.previous().is_none());
         let next = Arc::new(ring(2, &["a", "b", "c"]));
         let print = fingerprint(&next);
-        assert!(tr.on_ring(next, 10));
+        assert!(tr.on_ring(next, &BTreeSet::new(), 10));
         assert!(tr.previous().is_some());
         assert!(!tr.on_synced("a", print));
         assert!(
@@ -429,9 +511,9 @@ mod tests {
     fn a_new_ring_mid_transition_keeps_the_old_settled_ring() {
         let first = Arc::new(ring(1, &["a", "b", "c"]));
         let mut tr = Transition::new(first.clone(), 60_000);
-        tr.on_ring(Arc::new(ring(2, &["a", "b"])), 1);
+        tr.on_ring(Arc::new(ring(2, &["a", "b"])), &BTreeSet::new(), 1);
         tr.on_synced("a", fingerprint(tr.current()));
-        tr.on_ring(Arc::new(ring(3, &["a"])), 2);
+        tr.on_ring(Arc::new(ring(3, &["a"])), &BTreeSet::new(), 2);
         assert_eq!(
             tr.previous().map(|r| fingerprint(r)),
             Some(fingerprint(&first))
@@ -441,7 +523,7 @@ mod tests {
     #[test]
     fn a_transition_that_never_settles_times_out() {
         let mut tr = Transition::new(Arc::new(ring(1, &["a"])), 1_000);
-        tr.on_ring(Arc::new(ring(2, &["a", "b"])), 100);
+        tr.on_ring(Arc::new(ring(2, &["a", "b"])), &BTreeSet::new(), 100);
         assert!(!tr.on_tick(1_000));
         assert!(tr.on_tick(1_100));
         assert!(tr.previous().is_none());
@@ -517,7 +599,7 @@ mod tests {
             ],
             16,
         ));
-        assert!(tr.on_ring(joined.clone(), 6_000));
+        assert!(tr.on_ring(joined.clone(), &BTreeSet::new(), 6_000));
         let settled = tr.previous().expect("still in transition").clone();
         assert_eq!(settled.store_of("a"), Some(FORMER_STORE));
         assert_eq!(settled.store_of("b"), Some(1));
@@ -532,5 +614,40 @@ mod tests {
         let a = Ring::with_stores(1, [("a".to_string(), 1), ("b".to_string(), 1)], 16);
         assert_ne!(fingerprint(&a), fingerprint(&a.with_store("a", 2)));
         assert_eq!(fingerprint(&a), fingerprint(&a.with_store("a", 1)));
+    }
+
+    #[test]
+    fn a_change_that_lost_a_majority_keeps_the_old_ring_haunting_until_it_is_back() {
+        let five = Arc::new(Ring::with_stores(
+            1,
+            ["a", "b", "c", "d", "e"].map(|m| (m.to_string(), 1)),
+            16,
+        ));
+        let minority = Arc::new(Ring::with_stores(
+            2,
+            [("a".to_string(), 1), ("b".to_string(), 1)],
+            16,
+        ));
+        let none = BTreeSet::new();
+        let mut tr = Transition::new(five.clone(), 60_000).with_quorum(3, 2);
+        tr.on_ring(minority.clone(), &none, 1);
+        assert!(
+            tr.on_synced("a", fingerprint(&minority)) || tr.on_synced("b", fingerprint(&minority))
+        );
+        assert_eq!(tr.haunted().len(), 1, "the five-member ring haunts reads");
+        tr.on_ring(five.clone(), &none, 2);
+        assert!(tr.haunted().is_empty(), "the lost members are back");
+        // Losing one member of five is what replication is for: nothing haunts.
+        let mut tr = Transition::new(five, 60_000).with_quorum(3, 2);
+        let four = Arc::new(Ring::with_stores(
+            2,
+            ["a", "b", "c", "d"].map(|m| (m.to_string(), 1)),
+            16,
+        ));
+        tr.on_ring(four.clone(), &none, 1);
+        for m in ["a", "b", "c", "d"] {
+            tr.on_synced(m, fingerprint(&four));
+        }
+        assert!(tr.previous().is_none() && tr.haunted().is_empty());
     }
 }

@@ -18,7 +18,7 @@
 
 use super::handoff::{Walk, WalkEffect, WalkPlan};
 use super::placement::Placement;
-use super::rebalance::{fingerprint, Transition};
+use super::rebalance::{fingerprint, Transition, FORMER_STORE};
 use crate::config::StabilizeConfig;
 use crate::ring::ring::Ring;
 use crate::ring::snapshot::RingSnapshot;
@@ -41,12 +41,14 @@ pub enum StabilizeEffect {
         effect: WalkEffect,
     },
     /// Tell these members (name, peer address) that this node handed off its data
-    /// for the ring `fingerprint`.
+    /// for the ring `fingerprint`, and which rings haunt its reads.
     AnnounceSynced {
         /// The ring's fingerprint.
         fingerprint: u64,
         /// Members and their peer RPC addresses.
         to: Vec<(String, String)>,
+        /// The members (and stores) of every ring that haunts reads here.
+        haunted: Vec<Vec<(String, u64)>>,
     },
     /// The local replica is (`true`) or is not yet an authority on its keys.
     Authority(bool),
@@ -63,6 +65,7 @@ pub enum StabilizeEffect {
 pub struct Stabilizer {
     me: String,
     n: usize,
+    w: usize,
     config: StabilizeConfig,
     transition: Option<Transition>,
     snapshot: Option<RingSnapshot>,
@@ -73,15 +76,17 @@ pub struct Stabilizer {
     leaving: Option<u64>,
     push_own: bool,
     synced_once: bool,
+    serving: bool,
     now: u64,
 }
 
 impl Stabilizer {
-    /// The stabilizer of node `me` keeping `n` replicas.
-    pub fn new(me: String, n: usize, config: StabilizeConfig) -> Stabilizer {
+    /// The stabilizer of node `me` keeping `n` replicas, acknowledging writes at `w`.
+    pub fn new(me: String, n: usize, w: usize, config: StabilizeConfig) -> Stabilizer {
         Stabilizer {
             me,
             n,
+            w,
             config,
             transition: None,
             snapshot: None,
@@ -92,6 +97,7 @@ impl Stabilizer {
             leaving: None,
             push_own: false,
             synced_once: false,
+            serving: false,
             now: 0,
         }
     }
@@ -127,23 +133,49 @@ impl Stabilizer {
         let (t, s) = (self.transition.as_ref()?, self.snapshot.as_ref()?);
         let previous = t.previous().cloned();
         let returning = previous.as_ref().and_then(|settled| {
+            // The other side's ring: the members back on the current ring that
+            // were not on the settled one, and those of its members that are
+            // dead again (they may hold the other side's latest writes).
             let back: Vec<(String, u64)> = s
                 .ring
                 .identities()
                 .filter(|(m, _)| *m != self.me && !s.is_pending(m) && settled.store_of(m).is_none())
                 .map(|(m, store)| (m.to_string(), store))
                 .collect();
-            (back.len() >= 2)
-                .then(|| Arc::new(Ring::with_stores(s.ring.epoch(), back, s.ring.vnodes())))
+            let gone = s
+                .dead
+                .iter()
+                .filter(|(m, _)| settled.store_of(m).is_none())
+                .cloned();
+            let all: Vec<(String, u64)> = back.iter().cloned().chain(gone).collect();
+            (!back.is_empty() && all.len() >= 2)
+                .then(|| Arc::new(Ring::with_stores(s.ring.epoch(), all, s.ring.vnodes())))
         });
         Some(Placement {
             current: s.clone(),
             previous,
             returning,
+            haunted: t.haunted(),
+            serving: self.serving,
         })
     }
 
-    fn publish(&self, out: &mut Vec<StabilizeEffect>) {
+    /// True once this node may coordinate (see [`Placement::serving`]).
+    pub fn serving(&self) -> bool {
+        self.serving
+    }
+
+    fn publish(&mut self, out: &mut Vec<StabilizeEffect>) {
+        // Serving from the first time the view is settled after joining (a first
+        // node alone is settled from the start).
+        if !self.serving {
+            let joined = self.snapshot.as_ref().is_some_and(|s| s.joined);
+            let settled = self
+                .transition
+                .as_ref()
+                .is_some_and(|t| t.previous().is_none());
+            self.serving = joined && settled;
+        }
         if let Some(p) = self.placement() {
             out.push(StabilizeEffect::Publish(p));
         }
@@ -166,16 +198,22 @@ impl Stabilizer {
         let changed = match &mut self.transition {
             None => {
                 let timeout = self.config.transition_timeout_ms;
-                self.transition = Some(if me_pending {
+                let t = if me_pending {
                     Transition::pending(ring, &self.me, timeout, now_ms)
                 } else {
                     Transition::new(ring, timeout)
-                });
+                };
+                self.transition = Some(t.with_quorum(self.n, self.w));
                 out.push(StabilizeEffect::Authority(!me_pending));
                 true
             }
             Some(t) => {
-                let changed = t.on_ring(ring, now_ms);
+                let pending = self
+                    .snapshot
+                    .as_ref()
+                    .map(|s| s.pending.clone())
+                    .unwrap_or_default();
+                let changed = t.on_ring(ring, &pending, now_ms);
                 if me_pending && !t.is_pending() && !self.synced_once {
                     // A first node that served alone, merged into a cluster.
                     t.become_pending(&self.me, now_ms);
@@ -186,6 +224,18 @@ impl Stabilizer {
                 }
             }
         };
+        if !self.synced_once {
+            if let (Some(t), Some(s)) = (&mut self.transition, &self.snapshot) {
+                if !s.dead.is_empty() {
+                    let store = if t.is_pending() {
+                        FORMER_STORE
+                    } else {
+                        s.ring.store_of(&self.me).unwrap_or(FORMER_STORE)
+                    };
+                    t.haunt_from_start(s.all_members(&self.me, store));
+                }
+            }
+        }
         self.publish(out);
         if changed {
             self.synced_for = None;
@@ -193,8 +243,28 @@ impl Stabilizer {
         }
     }
 
-    /// Member `from` finished its handoff for the ring with `print`.
-    pub fn on_synced(&mut self, from: &str, print: u64, out: &mut Vec<StabilizeEffect>) {
+    /// Member `from` finished its handoff for the ring with `print`; the rings
+    /// that haunt its reads are `haunted`.
+    pub fn on_synced(
+        &mut self,
+        from: &str,
+        print: u64,
+        haunted: Vec<Vec<(String, u64)>>,
+        out: &mut Vec<StabilizeEffect>,
+    ) {
+        if let Some(t) = &mut self.transition {
+            if !haunted.is_empty() {
+                let vnodes = t.current().vnodes();
+                let epoch = t.current().epoch();
+                t.adopt_haunted(
+                    haunted
+                        .into_iter()
+                        .map(|ids| Ring::with_stores(epoch, ids, vnodes))
+                        .collect(),
+                );
+                self.publish(out);
+            }
+        }
         if self
             .transition
             .as_mut()
@@ -281,12 +351,23 @@ impl Stabilizer {
             .filter(|(name, _)| **name != self.me)
             .map(|(n, a)| (n.clone(), a.clone()))
             .collect();
+        let haunted = self
+            .transition
+            .as_ref()
+            .map(|t| {
+                t.haunted()
+                    .iter()
+                    .map(|h| h.identities().map(|(m, s)| (m.to_string(), s)).collect())
+                    .collect()
+            })
+            .unwrap_or_default();
         out.push(StabilizeEffect::AnnounceSynced {
             fingerprint: print,
             to,
+            haunted,
         });
         let me = self.me.clone();
-        self.on_synced(&me, print, out);
+        self.on_synced(&me, print, Vec::new(), out);
     }
 
     /// A page of the store arrived for walk `walk`.

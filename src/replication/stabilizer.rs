@@ -45,6 +45,8 @@ pub struct PeerSynced {
     pub from: String,
     /// The ring's fingerprint.
     pub fingerprint: u64,
+    /// The rings that haunt the peer's reads.
+    pub haunted: Vec<Vec<(String, u64)>>,
 }
 
 /// Hand every local key to the members that own it without this node (graceful
@@ -114,11 +116,11 @@ pub struct StabilizerActor {
 }
 
 impl StabilizerActor {
-    /// A stabilizer for node `me` keeping `n` replicas.
+    /// A stabilizer for node `me` keeping `n` replicas, acknowledging writes at `w`.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         me: String,
-        n: usize,
+        (n, w): (usize, usize),
         config: StabilizeConfig,
         storage: StorageLinks,
         rpc: RpcClient,
@@ -128,7 +130,7 @@ impl StabilizerActor {
         request_timeout: Duration,
     ) -> StabilizerActor {
         StabilizerActor {
-            core: Stabilizer::new(me.clone(), n, config.clone()),
+            core: Stabilizer::new(me.clone(), n, w, config.clone()),
             me,
             n,
             config,
@@ -166,8 +168,12 @@ impl StabilizerActor {
                     self.placement.do_send(PlacementChanged(p));
                 }
                 StabilizeEffect::Walk { walk, effect } => self.walk_step(walk, effect, ctx),
-                StabilizeEffect::AnnounceSynced { fingerprint, to } => {
-                    self.announce(fingerprint, to);
+                StabilizeEffect::AnnounceSynced {
+                    fingerprint,
+                    to,
+                    haunted,
+                } => {
+                    self.announce(fingerprint, to, haunted);
                 }
                 StabilizeEffect::Authority(a) => self.storage.authority.do_send(SetAuthority(a)),
                 StabilizeEffect::MarkSynced => {
@@ -240,10 +246,16 @@ impl StabilizerActor {
     }
 
     /// Tells every member this node handed off its data, once its hints went out.
-    fn announce(&self, fingerprint: u64, to: Vec<(String, String)>) {
+    fn announce(
+        &self,
+        fingerprint: u64,
+        to: Vec<(String, String)>,
+        haunted: Vec<Vec<(String, u64)>>,
+    ) {
         let request = ReplicaRequest::Synced {
             from: self.me.clone(),
             fingerprint,
+            haunted,
         };
         let calls: Vec<_> = to
             .iter()
@@ -357,7 +369,8 @@ impl Handler<PeerSynced> for StabilizerActor {
 
     fn handle(&mut self, msg: PeerSynced, ctx: &mut Context<Self>) {
         let mut out = std::mem::take(&mut self.out);
-        self.core.on_synced(&msg.from, msg.fingerprint, &mut out);
+        self.core
+            .on_synced(&msg.from, msg.fingerprint, msg.haunted, &mut out);
         self.out = out;
         self.run_effects(ctx);
     }

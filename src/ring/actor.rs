@@ -32,7 +32,9 @@ pub struct RingActor {
     current: RingSnapshot,
     live: Vec<LiveMember>,
     members_not_left: usize,
+    dead: Vec<(String, u64)>,
     merged: bool,
+    joined: bool,
     vnodes: u32,
     subscribers: Vec<Recipient<RingChanged>>,
     metrics: Metrics,
@@ -52,10 +54,12 @@ impl RingActor {
     ) -> RingActor {
         let live = vec![me];
         RingActor {
-            current: RingSnapshot::new(1, &live, vnodes, 1),
+            current: RingSnapshot::new(1, &live, vnodes, 1).joined(false),
             live,
             members_not_left: 1,
+            dead: Vec::new(),
             merged: false,
+            joined: false,
             vnodes,
             subscribers,
             metrics,
@@ -89,7 +93,9 @@ impl Handler<MembershipChanged> for RingActor {
     fn handle(&mut self, msg: MembershipChanged, _: &mut Context<Self>) {
         if msg.live == self.live
             && msg.members_not_left == self.members_not_left
+            && msg.dead == self.dead
             && msg.merged == self.merged
+            && msg.joined == self.joined
         {
             return;
         }
@@ -100,8 +106,12 @@ impl Handler<MembershipChanged> for RingActor {
         }
         self.live = msg.live;
         self.members_not_left = msg.members_not_left;
+        self.dead = msg.dead;
         self.merged = msg.merged;
-        self.current = RingSnapshot::new(epoch, &self.live, self.vnodes, self.members_not_left);
+        self.joined = msg.joined;
+        self.current = RingSnapshot::new(epoch, &self.live, self.vnodes, self.members_not_left)
+            .with_dead(self.dead.clone())
+            .joined(self.joined);
         self.metrics.ring_epoch.set(epoch as i64);
         self.notify();
     }

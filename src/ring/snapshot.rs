@@ -21,6 +21,10 @@ pub struct RingSnapshot {
     /// Members that have not left, dead and unreachable ones included: what the
     /// replication factor in effect is capped by.
     pub members_not_left: usize,
+    /// Members known to be dead (not left), with their store generations.
+    pub dead: Arc<Vec<(String, u64)>>,
+    /// This node has joined its cluster (before, the ring holds this node only).
+    pub joined: bool,
 }
 
 impl RingSnapshot {
@@ -51,7 +55,32 @@ impl RingSnapshot {
             peers: Arc::new(peers),
             pending: Arc::new(pending),
             members_not_left: members_not_left.max(live.len()),
+            dead: Arc::new(Vec::new()),
+            joined: true,
         }
+    }
+
+    /// The same snapshot, `joined` or not.
+    pub fn joined(mut self, joined: bool) -> RingSnapshot {
+        self.joined = joined;
+        self
+    }
+
+    /// The same snapshot, knowing these members to be dead.
+    pub fn with_dead(mut self, dead: Vec<(String, u64)>) -> RingSnapshot {
+        self.dead = Arc::new(dead);
+        self
+    }
+
+    /// The ring of every member not known to have left: the live ones with their
+    /// stores, and the dead ones with theirs (`me` with `me_store`).
+    pub fn all_members(&self, me: &str, me_store: u64) -> Ring {
+        let live = self
+            .ring
+            .identities()
+            .map(|(m, s)| (m.to_string(), if m == me { me_store } else { s }));
+        let dead = self.dead.iter().cloned();
+        Ring::with_stores(self.ring.epoch(), live.chain(dead), self.ring.vnodes())
     }
 
     /// True when `member` is a pending replica.

@@ -87,6 +87,8 @@ pub enum ReplicaRequest {
         from: String,
         /// The ring's fingerprint.
         fingerprint: u64,
+        /// The members (with stores) of every ring that haunts `from`'s reads.
+        haunted: Vec<Vec<(String, u64)>>,
     },
 }
 

@@ -1,11 +1,13 @@
 //! Shared test support. Each integration test that needs it says `mod support;`.
 //!
 //! `sim` is a deterministic, single-threaded simulator of many SWIM cores over a
-//! seeded virtual network (see its module docs).
+//! seeded virtual network; `world` simulates whole nodes (SWIM, ring,
+//! stabilizer, coordinator and replica cores) the same way (see their docs).
 
 #![allow(dead_code)]
 
 pub mod sim;
+pub mod world;
 
 /// The seeds a test runs: `1..=count`, or `1..=$SWIMKV_SIM_SEEDS`, or only
 /// `$SWIMKV_SIM_SEED` when set.

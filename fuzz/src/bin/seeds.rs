@@ -48,6 +48,7 @@ fn datagrams() -> Vec<Datagram> {
             reply: true,
             members: gossip.clone(),
             wall_ms: 1,
+            joined: true,
         },
     ];
     let mut all: Vec<Datagram> = bodies
@@ -82,7 +83,15 @@ fn datagrams() -> Vec<Datagram> {
 fn requests() -> Vec<ReplicaRequest> {
     let rec = Record::value(Version { ts: 5, node: 1 }, Bytes::from_static(b"value"));
     vec![
-        ReplicaRequest::Read { key: "a".into() },
+        ReplicaRequest::Read {
+            key: "a".into(),
+            expect: Some(1),
+        },
+        ReplicaRequest::Put {
+            key: "a".into(),
+            record: rec.clone(),
+            check: swimkv::storage::ops::PutCheck::Expect(None),
+        },
         ReplicaRequest::Write {
             key: "a".into(),
             record: rec.clone(),
@@ -108,6 +117,7 @@ fn requests() -> Vec<ReplicaRequest> {
         ReplicaRequest::Synced {
             from: "127.0.0.1:7001".into(),
             fingerprint: 42,
+            haunted: vec![vec![("127.0.0.1:7002".into(), 7)]],
         },
     ]
 }

@@ -59,19 +59,33 @@ impl Swim {
     }
 
     /// Every protocol period: a seed this node does not hold live gets a join, so
-    /// a seed that restarted alone learns of this cluster within a period.
+    /// a seed that restarted alone learns of this cluster within a period; so
+    /// does one member held dead, so the halves of a healed partition find each
+    /// other within a period or two (the join is answered with state, in which a
+    /// live member reads that it is held dead and refutes it).
     pub(super) fn contact_seeds(&mut self, out: &mut Vec<Effect>) {
-        if self.leaving || self.live_count() == 1 {
-            return; // alone, the join retries contact every seed
+        if self.leaving {
+            return;
         }
+        let alone = self.live_count() == 1;
         let down: Vec<String> = self
             .introducers
             .iter()
             .filter(|i| !self.members.get(*i).is_some_and(|m| m.state().is_live()))
             .cloned()
             .collect();
-        if let Some(seed) = down.choose(&mut self.rng).cloned() {
+        // Alone, the join retries contact every seed already.
+        if let Some(seed) = down.choose(&mut self.rng).cloned().filter(|_| !alone) {
             self.send(out, seed, Body::Join);
+        }
+        let dead: Vec<String> = self
+            .members
+            .values()
+            .filter(|m| m.state() == State::Dead && !self.introducers.contains(&m.update.name))
+            .map(|m| m.update.name.clone())
+            .collect();
+        if let Some(to) = dead.choose(&mut self.rng).cloned() {
+            self.send(out, to, Body::Join);
         }
     }
 
@@ -104,6 +118,9 @@ impl Swim {
             return;
         }
         self.seen_others = true;
+        if self.founder && u.pending && !self.joined(self.now) {
+            self.formed = true;
+        }
         if self.founder && !u.pending && !self.me.pending && !self.leaving {
             self.merged = true;
             self.me.pending = true;

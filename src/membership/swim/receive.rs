@@ -57,17 +57,30 @@ impl Swim {
                     timer: Timer::RelayTimeout { seq: self.seq },
                 });
             }
-            Body::Join => self.send_state(out, from.clone(), false),
+            Body::Join => {
+                // A join from a process this node does not know yet (a member of
+                // an existing cluster contacting a seed that came back alone)
+                // asks for its state too.
+                let unknown = self
+                    .members
+                    .get(&from)
+                    .is_none_or(|m| m.update.generation < d.generation);
+                self.send_state(out, from.clone(), unknown);
+            }
             Body::Gossip => {}
             Body::Sync {
                 reply,
                 members,
                 wall_ms,
+                joined,
             } => {
                 let now_wall = self.wall_ms();
                 self.clock.record_one_way(&from, wall_ms, now_wall);
                 for u in members {
                     self.apply_state(u, &from, out);
+                }
+                if from != self.me.name && joined {
+                    self.got_state = true;
                 }
                 if reply {
                     self.send_state(out, from.clone(), false);
@@ -109,11 +122,25 @@ impl Swim {
     }
 
     /// Applies an entry of a full-state sync: a `dead` verdict from the other
-    /// side of a partition becomes a suspicion the member can refute (an unknown
-    /// member reported dead is ignored); everything else applies as gossip.
+    /// side of a partition becomes a suspicion the member can refute; an unknown
+    /// member reported dead is remembered as dead (it is off the ring, but still a
+    /// member of the cluster: it counts for the replication factor, and its data
+    /// may be nowhere else); everything else applies as gossip.
     fn apply_state(&mut self, mut u: Update, from: &str, out: &mut Vec<Effect>) {
         if u.state == State::Dead && u.name != self.me.name {
             if !self.members.contains_key(&u.name) {
+                self.departed.remove(&u.name);
+                self.members.insert(
+                    u.name.clone(),
+                    Member {
+                        update: Update {
+                            accuser: None,
+                            ..u.clone()
+                        },
+                        last_change_ms: self.now,
+                    },
+                );
+                out.push(Effect::Notify(Event::Died(u)));
                 return;
             }
             u.state = State::Suspect;

@@ -30,6 +30,7 @@ impl Swim {
                 reply: true,
                 members: Vec::new(),
                 wall_ms: u64::MAX,
+                joined: true,
             }));
         let mut chunks = vec![Vec::new()];
         let mut used = 0;
@@ -57,6 +58,7 @@ impl Swim {
                     reply: reply && i == 0,
                     members,
                     wall_ms: self.wall_ms(),
+                    joined: self.joined(self.now),
                 },
                 false,
             );
