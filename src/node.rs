@@ -143,6 +143,8 @@ pub struct Actors {
     pub rpc_counters: Arc<RpcCounters>,
     /// Set once the node is part of a cluster (see the membership actor).
     pub joined: Arc<AtomicBool>,
+    /// Set once the node may coordinate: joined, and its view settled since.
+    pub serving: Arc<AtomicBool>,
 }
 
 /// Starts storage, replication, stabilizer, ring and membership and wires them,
@@ -194,8 +196,9 @@ pub fn start_actors(
         replication.clone().recipient(),
         metrics.clone(),
         Duration::from_millis(config.replication.request_timeout_ms),
-    )
-    .start();
+    );
+    let serving = stabilizer.serving_flag();
+    let stabilizer = stabilizer.start();
     let me = LiveMember {
         name: name.clone(),
         peer_addr: format!("{}:{}", config.advertise_host, config.peer_port),
@@ -251,6 +254,7 @@ pub fn start_actors(
         metrics,
         rpc_counters,
         joined,
+        serving,
     }
 }
 
@@ -261,6 +265,7 @@ impl Actors {
             node: self.name.clone(),
             introducers: config.introducers.len(),
             joined: self.joined.clone(),
+            serving: self.serving.clone(),
             get: self.replication.clone().recipient(),
             put: self.replication.clone().recipient(),
             members: self.membership.clone().recipient(),

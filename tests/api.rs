@@ -1112,3 +1112,102 @@ async fn a_client_request_over_the_in_flight_limit_is_503_with_retry_after() {
         "{overloaded:?}"
     );
 }
+
+// ------------------------------------------------------- ttl and conditions
+
+#[actix_web::test]
+async fn a_ttl_is_an_rfc3339_expiry_on_reads_and_a_bad_ttl_is_refused_with_400_writing_nothing() {
+    let node = Node::single().await;
+    let app = app!(node);
+    post!(app, "/d/t?ttl=60", "x").assert_written("t", 1);
+    let r = get!(app, "/d/t");
+    assert_eq!(r.status, StatusCode::OK);
+    let expires = r.header("X-Swimkv-Expires");
+    assert!(
+        expires.len() >= 20 && expires.ends_with('Z') && &expires[4..5] == "-",
+        "{expires}"
+    );
+    // Without a ttl, no expiry header.
+    post!(app, "/d/p", "y").assert_written("p", 1);
+    assert!(get!(app, "/d/p").headers.get("X-Swimkv-Expires").is_none());
+    for bad in ["0", "-5", "1.5", "ten", "315360001", ""] {
+        post!(app, format!("/d/bad?ttl={bad}"), "z")
+            .assert_error(StatusCode::BAD_REQUEST, "bad_request");
+    }
+    send!(app, request("DELETE", "/d/p?ttl=5"))
+        .assert_error(StatusCode::BAD_REQUEST, "bad_request");
+    get!(app, "/d/bad").assert_error(StatusCode::NOT_FOUND, "not_found");
+    assert_eq!(get!(app, "/d/p").body, Bytes::from_static(b"y"));
+}
+
+#[actix_web::test]
+async fn conditional_writes_answer_412_with_the_current_etag_and_change_nothing() {
+    let node = Node::single().await;
+    let app = app!(node);
+    let create = |body: &'static str| {
+        test::TestRequest::post()
+            .uri("/d/c")
+            .insert_header(("If-None-Match", "*"))
+            .set_payload(body)
+    };
+    let r = send!(app, create("one"));
+    r.assert_written("c", 1);
+    assert_eq!(r.header("X-Swimkv-Precondition"), "best-effort");
+    let etag = r.header(header::ETAG).to_string();
+    let r = send!(app, create("two"));
+    let body = r.assert_error(StatusCode::PRECONDITION_FAILED, "precondition_failed");
+    assert_eq!(body["current"], etag.as_str());
+    assert_eq!(r.header(header::ETAG), etag);
+    assert_eq!(r.header("X-Swimkv-Precondition"), "best-effort");
+    assert_eq!(get!(app, "/d/c").body, Bytes::from_static(b"one"));
+    let over = |tag: &str, body: &'static str| {
+        test::TestRequest::put()
+            .uri("/d/c")
+            .insert_header(("If-Match", tag.to_string()))
+            .set_payload(body)
+    };
+    let r = send!(app, over(&etag, "three"));
+    r.assert_written("c", 1);
+    send!(app, over(&etag, "four"))
+        .assert_error(StatusCode::PRECONDITION_FAILED, "precondition_failed");
+    assert_eq!(get!(app, "/d/c").body, Bytes::from_static(b"three"));
+    // If-Match on a key that does not exist: 412 with a null current ETag.
+    let r = send!(
+        app,
+        test::TestRequest::delete()
+            .uri("/d/never")
+            .insert_header(("If-Match", etag.clone()))
+    );
+    let body = r.assert_error(StatusCode::PRECONDITION_FAILED, "precondition_failed");
+    assert!(body["current"].is_null(), "{body}");
+    // Malformed conditions are refused before anything is written.
+    for (name, value) in [
+        ("If-Match", "nonsense"),
+        ("If-Match", "\"a\", \"b\""),
+        ("If-None-Match", "\"x\""),
+    ] {
+        send!(
+            app,
+            test::TestRequest::post()
+                .uri("/d/m")
+                .insert_header((name, value))
+                .set_payload("v")
+        )
+        .assert_error(StatusCode::BAD_REQUEST, "bad_request");
+    }
+    send!(
+        app,
+        test::TestRequest::post()
+            .uri("/d/m")
+            .insert_header(("If-Match", etag.clone()))
+            .insert_header(("If-None-Match", "*"))
+            .set_payload("v")
+    )
+    .assert_error(StatusCode::BAD_REQUEST, "bad_request");
+    send!(
+        app,
+        request("DELETE", "/d/c").insert_header(("If-None-Match", "*"))
+    )
+    .assert_error(StatusCode::BAD_REQUEST, "bad_request");
+    get!(app, "/d/m").assert_error(StatusCode::NOT_FOUND, "not_found");
+}

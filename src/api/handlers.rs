@@ -350,7 +350,7 @@ pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse> {
         .filter(|m| m.state == crate::membership::member::State::Alive)
         .count();
     let pending = view.members.iter().any(|m| m.local && m.pending);
-    let joined = view.joined;
+    let joined = view.joined && state.serving.load(Ordering::Relaxed);
     let r = &state.replication;
     let n = effective_n(r.n, view.members_not_left);
     let quorum = crate::replication::quorum::needed(Consistency::Quorum, r.r.max(r.w), n);

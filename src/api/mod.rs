@@ -35,6 +35,9 @@ pub struct AppState {
     pub introducers: usize,
     /// Set once this node is part of a cluster; `/d/` answers 503 `not_joined` before.
     pub joined: Arc<AtomicBool>,
+    /// Set once this node may coordinate: joined, and its view of where data
+    /// lives settled since it started (every member reported its handoff).
+    pub serving: Arc<AtomicBool>,
     /// Client reads.
     pub get: Recipient<ClientGet>,
     /// Client writes and deletes.

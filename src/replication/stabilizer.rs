@@ -29,6 +29,8 @@ use crate::storage::Record;
 use crate::transport::rpc::RpcClient;
 use actix::prelude::*;
 use rand::seq::SliceRandom;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::oneshot;
 
@@ -112,6 +114,7 @@ pub struct StabilizerActor {
     timeout: Duration,
     started: Instant,
     leave_reply: Option<oneshot::Sender<Result<u64, String>>>,
+    serving: Arc<AtomicBool>,
     out: Vec<StabilizeEffect>,
 }
 
@@ -143,8 +146,14 @@ impl StabilizerActor {
             timeout: request_timeout.max(Duration::from_secs(5)),
             started: Instant::now(),
             leave_reply: None,
+            serving: Arc::new(AtomicBool::new(false)),
             out: Vec::new(),
         }
+    }
+
+    /// Set once this node may coordinate (joined, and its view settled since).
+    pub fn serving_flag(&self) -> Arc<AtomicBool> {
+        self.serving.clone()
     }
 
     fn now_ms(&self) -> u64 {
@@ -189,6 +198,7 @@ impl StabilizerActor {
                 }
             }
         }
+        self.serving.store(self.core.serving(), Ordering::Relaxed);
         let waiting = self.core.waiting_for().len();
         self.metrics.transition_waiting.set(waiting as i64);
     }

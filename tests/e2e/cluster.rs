@@ -22,6 +22,8 @@ pub struct Answer {
     pub status: u16,
     /// Body bytes.
     pub body: Vec<u8>,
+    /// The status line and headers.
+    pub head: String,
 }
 
 impl Answer {
@@ -29,21 +31,48 @@ impl Answer {
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
+
+    /// The value of header `name` (case-insensitive), if present.
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.head.lines().find_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().to_string())
+        })
+    }
 }
 
 /// Sends one request with `Connection: close` and reads the whole answer.
 pub fn http(port: u16, method: &str, path: &str, body: &[u8], timeout: Duration) -> Answer {
+    http_with(port, method, path, &[], body, timeout)
+}
+
+/// [`http`] with extra request headers.
+pub fn http_with(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    timeout: Duration,
+) -> Answer {
     let failed = Answer {
         status: 0,
         body: Vec::new(),
+        head: String::new(),
     };
     let Ok(mut s) = TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), timeout) else {
         return failed;
     };
     let _ = s.set_read_timeout(Some(timeout));
     let _ = s.set_write_timeout(Some(timeout));
+    let extra: String = headers
+        .iter()
+        .map(|(n, v)| format!("{n}: {v}\r\n"))
+        .collect();
     let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n{extra}Content-Length: {}\r\n\r\n",
         body.len()
     );
     if s.write_all(head.as_bytes())
@@ -68,6 +97,7 @@ pub fn http(port: u16, method: &str, path: &str, body: &[u8], timeout: Duration)
     Answer {
         status,
         body: raw[split + 4..].to_vec(),
+        head,
     }
 }
 
@@ -78,22 +108,36 @@ pub struct Cluster {
     pub args: Vec<String>,
     /// The introducer each node was last started with (`None`: the first node).
     pub introducers: Vec<Option<usize>>,
+    /// Extra environment of each node's process.
+    pub env: Vec<Vec<(String, String)>>,
     _turn: MutexGuard<'static, ()>,
 }
 
 impl Cluster {
     /// Starts `n` nodes on `base..base+n`, the first alone and the others through it.
     pub fn start(base: u16, n: usize, args: &[&str]) -> Cluster {
+        Cluster::start_env(base, n, args, |_| Vec::new())
+    }
+
+    /// [`Cluster::start`] with extra environment for each node's process.
+    pub fn start_env(
+        base: u16,
+        n: usize,
+        args: &[&str],
+        env_of: impl Fn(usize) -> Vec<(String, String)>,
+    ) -> Cluster {
         let turn = ONE_CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
         let mut c = Cluster {
             base,
             procs: Vec::new(),
             args: args.iter().map(|s| s.to_string()).collect(),
             introducers: Vec::new(),
+            env: Vec::new(),
             _turn: turn,
         };
         for i in 0..n {
             c.introducers.push((i > 0).then_some(0));
+            c.env.push(env_of(i));
             let child = c.spawn(i);
             c.procs.push(Some(child));
             if i == 0 {
@@ -129,6 +173,9 @@ impl Cluster {
         cmd.arg(self.port(i).to_string());
         if let Some(intro) = self.introducers.get(i).copied().flatten() {
             cmd.arg(self.port(intro).to_string());
+        }
+        if let Some(env) = self.env.get(i) {
+            cmd.envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         }
         cmd.args(&self.args)
             .env("RUST_LOG", "warn")
@@ -255,6 +302,7 @@ impl Cluster {
     pub fn add_node(&mut self) -> usize {
         let i = self.procs.len();
         self.introducers.push(Some(0));
+        self.env.push(Vec::new());
         let child = self.spawn(i);
         self.procs.push(Some(child));
         i

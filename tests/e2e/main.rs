@@ -7,6 +7,7 @@ mod cluster;
 mod copies;
 mod garbage;
 mod lifecycle;
+mod semantics;
 mod stabilize;
 
 use cluster::{http, Cluster};
