@@ -4,7 +4,7 @@
 //! environment variable `SWIMKV_*`. Invariant: the defaults here equal
 //! `Config::new`'s (a unit test holds them together).
 
-use crate::config::{Config, PEER_PORT_OFFSET};
+use crate::config::{Config, SyncMode, PEER_PORT_OFFSET};
 use clap::Parser;
 
 /// swimkv: a distributed key-value store (SWIM membership, consistent hashing, quorum replication).
@@ -119,6 +119,10 @@ pub struct Cli {
     /// alone as the first node of a new cluster, in ms.
     #[arg(long, env = "SWIMKV_FIRST_NODE_WAIT_MS", default_value_t = 2_000)]
     pub first_node_wait_ms: u64,
+    /// A member that stopped keeping its data and place on the ring (SIGTERM of a
+    /// durable node) is declared dead after this long without coming back, in ms.
+    #[arg(long, env = "SWIMKV_STOPPED_TIMEOUT_MS", default_value_t = 10_800_000)]
+    pub stopped_timeout_ms: u64,
     /// Versions more than this far ahead of a node's clock are refused; a node
     /// whose clock is this far off most peers' refuses writes, in ms.
     #[arg(long, env = "SWIMKV_MAX_CLOCK_OFFSET_MS", default_value_t = 500)]
@@ -139,8 +143,8 @@ pub struct Cli {
         default_value_t = 10_000
     )]
     pub anti_entropy_interval_ms: u64,
-    /// Buckets of an anti-entropy digest.
-    #[arg(long, env = "SWIMKV_DIGEST_BUCKETS", default_value_t = 256)]
+    /// Buckets of an anti-entropy digest (rounded down to a power of two, at most 65536).
+    #[arg(long, env = "SWIMKV_DIGEST_BUCKETS", default_value_t = 4096)]
     pub digest_buckets: u32,
     /// A ring transition not settled after this long is settled anyway, in ms.
     #[arg(long, env = "SWIMKV_TRANSITION_TIMEOUT_MS", default_value_t = 60_000)]
@@ -148,6 +152,30 @@ pub struct Cli {
     /// Hints (writes a down replica missed) kept at most.
     #[arg(long, env = "SWIMKV_MAX_HINTS", default_value_t = 100_000)]
     pub max_hints: usize,
+    /// Data directory of this node [default: data/<port>, relative to the working directory].
+    #[arg(long, env = "SWIMKV_DATA_DIR", conflicts_with = "in_memory")]
+    pub data_dir: Option<std::path::PathBuf>,
+    /// Keep the data in memory only: a restart comes back empty (and SIGTERM leaves the cluster).
+    #[arg(long, env = "SWIMKV_IN_MEMORY")]
+    pub in_memory: bool,
+    /// When writes reach the disk: periodic (acknowledged once in the OS, fsync every
+    /// --sync-interval-ms), always (acknowledged after an fsync covering them), none (never fsync).
+    #[arg(long, env = "SWIMKV_SYNC", default_value = "periodic", value_parser = ["periodic", "always", "none"])]
+    pub sync: String,
+    /// Interval of background fsyncs under --sync periodic, in ms.
+    #[arg(long, env = "SWIMKV_SYNC_INTERVAL_MS", default_value_t = 1000)]
+    pub sync_interval_ms: u64,
+    /// Block cache of the storage engine, in MiB.
+    #[arg(long, env = "SWIMKV_CACHE_MB", default_value_t = 32)]
+    pub cache_mb: u64,
+    /// Hints (writes a down replica missed) older than this are dropped unsent, in ms
+    /// (at most half the tombstone grace period; anti-entropy repairs the rest).
+    #[arg(long, env = "SWIMKV_HINT_WINDOW_MS", default_value_t = 10_800_000)]
+    pub hint_window_ms: u64,
+    /// SIGTERM and Ctrl-C leave the cluster for good (hand every key off, announce
+    /// left) instead of stopping with the data kept; in-memory nodes always leave.
+    #[arg(long, env = "SWIMKV_LEAVE_ON_TERMINATE")]
+    pub leave_on_terminate: bool,
     /// Largest key, in bytes.
     #[arg(long, env = "SWIMKV_MAX_KEY_BYTES", default_value_t = 1024)]
     pub max_key_bytes: usize,
@@ -214,6 +242,7 @@ impl Cli {
         s.max_local_health = self.max_local_health;
         s.dead_reclaim_ms = self.dead_reclaim_ms;
         s.first_node_wait_ms = self.first_node_wait_ms;
+        s.stopped_timeout_ms = self.stopped_timeout_ms;
         c.replication.max_clock_offset_ms = self.max_clock_offset_ms;
         let st = &mut c.stabilize;
         st.batch_keys = self.rebalance_batch;
@@ -222,6 +251,17 @@ impl Cli {
         st.digest_buckets = self.digest_buckets;
         st.transition_timeout_ms = self.transition_timeout_ms;
         st.max_hints = self.max_hints;
+        let so = &mut c.storage;
+        if self.in_memory {
+            so.data_dir = None;
+        } else if let Some(dir) = self.data_dir {
+            so.data_dir = Some(dir);
+        }
+        so.sync = self.sync.parse().unwrap_or(SyncMode::Periodic);
+        so.sync_interval_ms = self.sync_interval_ms;
+        so.cache_mb = self.cache_mb;
+        so.hint_window_ms = self.hint_window_ms;
+        so.leave_on_terminate = self.leave_on_terminate;
         let l = &mut c.limits;
         l.max_key_bytes = self.max_key_bytes;
         l.max_value_bytes = self.max_value_bytes;
@@ -277,6 +317,23 @@ mod tests {
         );
         assert!(!c.swim.lifeguard);
         assert_eq!(c.peer_port, 9999);
+    }
+
+    #[test]
+    fn storage_flags_reach_the_config() {
+        let c = parse(&["8080", "--sync", "always", "--data-dir", "/tmp/x"]);
+        assert_eq!(c.storage.sync, SyncMode::Always);
+        assert_eq!(
+            c.storage.data_dir.as_deref(),
+            Some(std::path::Path::new("/tmp/x"))
+        );
+        assert_eq!(parse(&["8080", "--in-memory"]).storage.data_dir, None);
+        assert_eq!(
+            parse(&["8080"]).storage.data_dir.as_deref(),
+            Some(std::path::Path::new("data/8080"))
+        );
+        assert!(Cli::try_parse_from(["swimkv", "1", "--sync", "sometimes"]).is_err());
+        assert!(Cli::try_parse_from(["swimkv", "1", "--in-memory", "--data-dir", "d"]).is_err());
     }
 
     #[test]

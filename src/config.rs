@@ -6,6 +6,7 @@
 //! and `SWIMKV_*` environment variables; tests use [`Config::for_test`].
 
 use std::fmt;
+use std::path::PathBuf;
 
 /// SWIM failure-detector timings and dissemination settings (DESIGN section 4).
 #[derive(Clone, Debug, PartialEq)]
@@ -42,6 +43,9 @@ pub struct SwimConfig {
     /// members of an existing cluster that have it as their seed to contact it,
     /// before it serves as the first node of a new cluster.
     pub first_node_wait_ms: u64,
+    /// A member that announced it stopped (keeping its data and place) is
+    /// declared dead after this long without coming back, in ms.
+    pub stopped_timeout_ms: u64,
 }
 
 impl Default for SwimConfig {
@@ -62,6 +66,7 @@ impl Default for SwimConfig {
             max_local_health: 8,
             dead_reclaim_ms: 3_600_000,
             first_node_wait_ms: 2_000,
+            stopped_timeout_ms: 3 * 3_600_000,
         }
     }
 }
@@ -128,10 +133,84 @@ impl Default for StabilizeConfig {
             batch_keys: 512,
             pause_ms: 2,
             anti_entropy_interval_ms: 10_000,
-            digest_buckets: 256,
+            digest_buckets: 4096,
             transition_timeout_ms: 60_000,
             max_hints: 100_000,
         }
+    }
+}
+
+/// When a replica's writes reach the disk (DESIGN section 9).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SyncMode {
+    /// Acknowledge once the journal write is in the operating system; fsync every
+    /// `sync_interval_ms` in the background.
+    Periodic,
+    /// Acknowledge only after an fsync that covers the write (group commit).
+    Always,
+    /// Acknowledge once the journal write is in the operating system; never fsync.
+    None,
+}
+
+impl std::str::FromStr for SyncMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<SyncMode, String> {
+        match s {
+            "periodic" => Ok(SyncMode::Periodic),
+            "always" => Ok(SyncMode::Always),
+            "none" => Ok(SyncMode::None),
+            other => Err(format!(
+                "unknown sync mode {other:?} (periodic, always or none)"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for SyncMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SyncMode::Periodic => "periodic",
+            SyncMode::Always => "always",
+            SyncMode::None => "none",
+        })
+    }
+}
+
+/// Where and how a node keeps its data (DESIGN section 9).
+#[derive(Clone, Debug, PartialEq)]
+pub struct StorageConfig {
+    /// The data directory; `None` keeps everything in memory.
+    pub data_dir: Option<PathBuf>,
+    /// When writes reach the disk.
+    pub sync: SyncMode,
+    /// Interval of background fsyncs under [`SyncMode::Periodic`], in ms.
+    pub sync_interval_ms: u64,
+    /// Block cache of the durable engine, in MiB.
+    pub cache_mb: u64,
+    /// Hints older than this are dropped unsent (anti-entropy repairs the rest),
+    /// in ms; at most half the tombstone grace period.
+    pub hint_window_ms: u64,
+    /// SIGTERM and Ctrl-C leave the cluster (hand off, announce `left`) instead
+    /// of stopping; in-memory nodes always leave.
+    pub leave_on_terminate: bool,
+}
+
+impl StorageConfig {
+    /// The default for a node on `http_port`: durable, in `data/<port>`.
+    pub fn new(http_port: u16) -> StorageConfig {
+        StorageConfig {
+            data_dir: Some(PathBuf::from(format!("data/{http_port}"))),
+            sync: SyncMode::Periodic,
+            sync_interval_ms: 1000,
+            cache_mb: 32,
+            hint_window_ms: 3 * 3_600_000,
+            leave_on_terminate: false,
+        }
+    }
+
+    /// True when the data lives on disk.
+    pub fn durable(&self) -> bool {
+        self.data_dir.is_some()
     }
 }
 
@@ -189,6 +268,8 @@ pub struct Config {
     pub limits: Limits,
     /// Stabilization settings.
     pub stabilize: StabilizeConfig,
+    /// Storage settings.
+    pub storage: StorageConfig,
 }
 
 /// The offset between the HTTP port and the default peer RPC port.
@@ -211,6 +292,7 @@ impl Config {
             replication: ReplicationConfig::default(),
             limits: Limits::default(),
             stabilize: StabilizeConfig::default(),
+            storage: StorageConfig::new(http_port),
         }
     }
 
@@ -222,6 +304,7 @@ impl Config {
         c.replication.w = 1;
         c.http_workers = 1;
         c.swim.first_node_wait_ms = 0;
+        c.storage.data_dir = None;
         c
     }
 
@@ -310,6 +393,17 @@ impl Config {
             return bad(
                 "stabilization batch size, digest buckets and intervals must be at least 1".into(),
             );
+        }
+        if self.storage.sync_interval_ms == 0 {
+            return bad("sync interval must be positive".into());
+        }
+        if self
+            .storage
+            .data_dir
+            .as_ref()
+            .is_some_and(|d| d.as_os_str().is_empty())
+        {
+            return bad("the data directory must not be empty (use --in-memory for none)".into());
         }
         if r.request_timeout_ms == 0 {
             return bad("request timeout must be positive".into());

@@ -1,6 +1,7 @@
 //! The `swimkv` binary: parse flags, set up logging, run a node.
 //!
-//! Exit status 2 for a refused configuration or a port in use, with a one-line message.
+//! Exit status 2 for a refused configuration, a refused data directory or a port
+//! in use, with a one-line message; 3 after a failed fsync.
 
 use clap::Parser;
 use std::io::Write;
@@ -13,21 +14,27 @@ fn main() {
         std::process::exit(2);
     }
     let node = config.node_name();
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
-        .format(move |buf, record| {
-            writeln!(
-                buf,
-                "{} {:5} [{}] {}: {}",
-                buf.timestamp_millis(),
-                record.level(),
-                node,
-                record.target(),
-                record.args()
-            )
-        })
-        .init();
-    if let Err(e) = swimkv::node::run(config) {
-        eprintln!("swimkv: {e}");
-        std::process::exit(2);
+    env_logger::Builder::from_env(
+        env_logger::Env::default().default_filter_or("info,fjall=warn,lsm_tree=warn"),
+    )
+    .format(move |buf, record| {
+        writeln!(
+            buf,
+            "{} {:5} [{}] {}: {}",
+            buf.timestamp_millis(),
+            record.level(),
+            node,
+            record.target(),
+            record.args()
+        )
+    })
+    .init();
+    match swimkv::node::run(config) {
+        Ok(0) => {}
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("swimkv: {e}");
+            std::process::exit(2);
+        }
     }
 }

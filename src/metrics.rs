@@ -55,6 +55,13 @@ pub struct MemberLabels {
     pub member: String,
 }
 
+/// Labels naming a kind of storage error.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ErrorKindLabels {
+    /// disk_full, io, corrupt or failed.
+    pub kind: &'static str,
+}
+
 /// Labels naming a peer.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PeerLabels {
@@ -103,6 +110,8 @@ pub struct Metrics {
     pub keys_live: Gauge,
     /// Keys streamed to other nodes by rebalancing and re-replication.
     pub rebalance_keys_moved: Counter,
+    /// Key and value bytes handed to other members by handoff walks.
+    pub rebalance_bytes_moved: Counter,
     /// Keys handed off, by receiving member.
     pub handoff_keys: Family<MemberLabels, Counter>,
     /// Members of the current ring that have not reported their handoff yet.
@@ -147,6 +156,20 @@ pub struct Metrics {
     pub hints_delivered: Counter,
     /// Hints dropped because the hint limit was reached.
     pub hints_dropped: Counter,
+    /// Hints held per member they are for.
+    pub hints_backlog: Family<MemberLabels, Gauge>,
+    /// Hints removed unsent because they outlived the hint window.
+    pub hints_expired: Counter,
+    /// Storage engine errors answered, by kind.
+    pub storage_errors: Family<ErrorKindLabels, Counter>,
+    /// fsync latency in seconds.
+    pub fsync_seconds: Histogram,
+    /// Writes acknowledged per fsync (`--sync always`) or covered per fsync.
+    pub writes_per_fsync: Histogram,
+    /// Journal flushes to the operating system (each covers every write of one drained batch).
+    pub journal_flushes: Counter,
+    /// Bytes the storage engine occupies on disk.
+    pub storage_disk_bytes: Gauge,
     registry: Arc<Registry>,
 }
 
@@ -234,6 +257,13 @@ impl Metrics {
         let mut m = Metrics {
             requests: Family::default(),
             latency: Family::new_with_constructor(latency_histogram),
+            hints_backlog: Family::default(),
+            hints_expired: Counter::default(),
+            storage_errors: Family::default(),
+            fsync_seconds: Histogram::new(exponential_buckets(0.000_05, 2.0, 18)),
+            writes_per_fsync: Histogram::new(exponential_buckets(1.0, 2.0, 16)),
+            journal_flushes: Counter::default(),
+            storage_disk_bytes: Gauge::default(),
             quorum_failures: Family::default(),
             read_repairs: Counter::default(),
             overloaded: Counter::default(),
@@ -249,6 +279,7 @@ impl Metrics {
             keys_stored: Gauge::default(),
             keys_live: Gauge::default(),
             rebalance_keys_moved: Counter::default(),
+            rebalance_bytes_moved: Counter::default(),
             handoff_keys: Family::default(),
             transition_waiting: Gauge::default(),
             pending_replica: Gauge::default(),
@@ -359,6 +390,11 @@ impl Metrics {
             m.rebalance_keys_moved.clone(),
         );
         r.register(
+            "swimkv_rebalance_bytes_moved",
+            "Key and value bytes handed to other members by handoff",
+            m.rebalance_bytes_moved.clone(),
+        );
+        r.register(
             "swimkv_handoff_keys_sent",
             "Keys handed off, by receiving member",
             m.handoff_keys.clone(),
@@ -467,6 +503,41 @@ impl Metrics {
             "swimkv_hints_dropped",
             "Hints dropped at the hint limit",
             m.hints_dropped.clone(),
+        );
+        r.register(
+            "swimkv_hints_backlog",
+            "Hints held per member they are for",
+            m.hints_backlog.clone(),
+        );
+        r.register(
+            "swimkv_hints_expired",
+            "Hints removed unsent after the hint window",
+            m.hints_expired.clone(),
+        );
+        r.register(
+            "swimkv_storage_errors",
+            "Storage engine errors answered, by kind",
+            m.storage_errors.clone(),
+        );
+        r.register(
+            "swimkv_fsync_seconds",
+            "fsync latency of the storage journal",
+            m.fsync_seconds.clone(),
+        );
+        r.register(
+            "swimkv_writes_per_fsync",
+            "Writes covered by one fsync",
+            m.writes_per_fsync.clone(),
+        );
+        r.register(
+            "swimkv_journal_flushes",
+            "Journal buffers handed to the operating system",
+            m.journal_flushes.clone(),
+        );
+        r.register(
+            "swimkv_storage_disk_bytes",
+            "Bytes the storage engine occupies on disk",
+            m.storage_disk_bytes.clone(),
         );
         r.register_collector(Box::new(TransportCollector { udp, rpc }));
         m.registry = Arc::new(r);

@@ -12,14 +12,18 @@
 //! answering SWIM without storage behind it would never be declared dead).
 //!
 //! Files: this one wires the actors (`start_actors`, shared by the binary and
-//! the service tests) and answers peer requests; `node/boot.rs` starts a node
-//! process; `node/control.rs` is the graceful leave.
+//! the service tests) and answers peer requests; `node/store.rs` opens the
+//! node's store (its data directory, or memory); `node/boot.rs` starts a node
+//! process; `node/control.rs` is the graceful leave and the stop that keeps
+//! the data.
 
 mod boot;
 mod control;
+mod store;
 
 pub use boot::run;
-pub use control::{Control, GracefulLeave};
+pub use control::{Control, GracefulLeave, Stop};
+pub use store::NodeStore;
 
 use crate::api::AppState;
 use crate::config::Config;
@@ -32,8 +36,7 @@ use crate::replication::message::{ReplicaRequest, ReplicaResponse};
 use crate::replication::peer::encode_response;
 use crate::replication::stabilizer::{PeerSynced, StabilizerActor, StorageLinks, WireMembership};
 use crate::ring::actor::RingActor;
-use crate::storage::actor::{LocalOp, StorageActor};
-use crate::storage::Replica;
+use crate::storage::actor::{LocalOp, MarkLeft, StorageActor, SyncNow};
 use crate::transport::rpc::{Handler as RpcHandler, RpcClient, RpcCounters};
 use crate::transport::udp::UdpCounters;
 use crate::transport::wire::Seal;
@@ -145,6 +148,10 @@ pub struct Actors {
     pub joined: Arc<AtomicBool>,
     /// Set once the node may coordinate: joined, and its view settled since.
     pub serving: Arc<AtomicBool>,
+    /// Flushes and fsyncs the store (a stop that keeps the data).
+    pub sync: Recipient<SyncNow>,
+    /// Records in the data directory that the node left.
+    pub left: Recipient<MarkLeft>,
 }
 
 /// Starts storage, replication, stabilizer, ring and membership and wires them,
@@ -154,6 +161,7 @@ pub fn start_actors(
     config: &Config,
     name: String,
     identity: Identity,
+    store: NodeStore,
     seed: u64,
     udp: std::net::UdpSocket,
     swim_arbiter: Option<&ArbiterHandle>,
@@ -162,22 +170,26 @@ pub fn start_actors(
     let udp_counters = Arc::new(UdpCounters::default());
     let rpc_counters = Arc::new(RpcCounters::default());
     let metrics = Metrics::new(udp_counters.clone(), rpc_counters.clone());
-    let mut replica = Replica::new(identity.store, config.replication.max_clock_offset_ms);
+    let NodeStore {
+        mut replica,
+        options,
+        data_dir,
+        clock,
+        recorded,
+        restored,
+    } = store;
     replica.set_authoritative(!identity.pending);
-    let storage = StorageActor::new(
-        replica,
-        metrics.clone(),
-        config.replication.tombstone_grace_ms,
-    )
-    .start();
+    let storage = StorageActor::new(replica, metrics.clone(), options, data_dir).start();
+    let storage_sync = storage.clone().recipient();
+    let storage_left = storage.clone().recipient();
     let rpc_client = RpcClient::new(seal, config.limits.max_frame_bytes, rpc_counters.clone());
     let replication = ReplicationActor::new(
         name.clone(),
         config.replication.clone(),
-        storage.clone().recipient(),
+        storage.clone(),
         rpc_client.clone(),
         metrics.clone(),
-        config.stabilize.max_hints,
+        clock,
     )
     .start();
     let stabilizer = StabilizerActor::new(
@@ -205,13 +217,36 @@ pub fn start_actors(
         store: identity.store,
         pending: identity.pending,
     };
-    let ring = RingActor::new(
+    let mut ring = RingActor::new(
         me,
         config.vnodes,
         vec![stabilizer.clone().recipient()],
         metrics.clone(),
-    )
-    .start();
+    );
+    if restored {
+        let host = config.advertise_host.clone();
+        let stopped = recorded
+            .iter()
+            .filter(|r| !r.dead && r.name != name)
+            .map(|r| LiveMember {
+                name: r.name.clone(),
+                peer_addr: format!(
+                    "{}:{}",
+                    r.name.rsplit_once(':').map_or(host.as_str(), |(h, _)| h),
+                    r.peer_port
+                ),
+                store: r.store,
+                pending: false,
+            })
+            .collect();
+        let dead = recorded
+            .iter()
+            .filter(|r| r.dead)
+            .map(|r| (r.name.clone(), r.store))
+            .collect();
+        ring = ring.restored(stopped, dead);
+    }
+    let ring = ring.start();
     let swim = Swim::new(
         name.clone(),
         identity.generation,
@@ -220,11 +255,18 @@ pub fn start_actors(
         config.swim.max_datagram_bytes - seal.overhead(),
         StdRng::seed_from_u64(seed),
     )
-    .with_store(identity.store, identity.pending);
+    .with_store(identity.store, identity.pending)
+    .remembering(
+        recorded
+            .iter()
+            .map(|r| (r.name.clone(), r.store, r.peer_port, r.dead))
+            .collect(),
+        restored,
+    );
     let joined = Arc::new(AtomicBool::new(false));
     let links = MembershipLinks {
         introducers: config.introducers.clone(),
-        subscribers: vec![ring.clone().recipient()],
+        subscribers: vec![ring.clone().recipient(), storage.clone().recipient()],
         clock: Some(replication.clone().recipient()),
         joined: joined.clone(),
         max_clock_offset_ms: config.replication.max_clock_offset_ms,
@@ -255,6 +297,8 @@ pub fn start_actors(
         rpc_counters,
         joined,
         serving,
+        sync: storage_sync,
+        left: storage_left,
     }
 }
 

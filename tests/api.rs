@@ -27,7 +27,7 @@ use swimkv::api::{self, AppState};
 use swimkv::config::Config;
 use swimkv::membership::actor::GetMembers;
 use swimkv::membership::LiveMember;
-use swimkv::node::{start_actors, GracefulLeave, Identity};
+use swimkv::node::{start_actors, GracefulLeave, Identity, NodeStore};
 use swimkv::replication::actor::ReplicationActor;
 use swimkv::replication::placement::Placement;
 use swimkv::replication::stabilizer::{PeerSynced, PlacementChanged};
@@ -74,10 +74,12 @@ impl Node {
         config.introducers = introducers;
         // Peer RPC points nowhere: a single node only ever asks its own storage.
         let joins = !config.introducers.is_empty();
+        let identity = Identity::fresh(1, joins);
         let actors = start_actors(
             &config,
             name.clone(),
-            Identity::fresh(1, joins),
+            identity,
+            NodeStore::in_memory(&config, &identity),
             SEED,
             udp,
             None,
@@ -715,7 +717,8 @@ async fn cluster_locate_gives_the_murmur3_token_and_this_node_as_the_only_replic
 }
 
 #[actix_web::test]
-async fn cluster_local_pages_keys_in_order_with_after_and_limit() {
+async fn cluster_local_pages_keys_in_ring_order_with_after_and_limit() {
+    use swimkv::storage::StoreKey;
     let node = Node::single().await;
     let app = app!(node);
     let mut versions = std::collections::BTreeMap::new();
@@ -727,11 +730,21 @@ async fn cluster_local_pages_keys_in_order_with_after_and_limit() {
     }
     let tomb = send!(app, request("DELETE", "/d/c")).assert_written("c", 1);
     versions.insert("c", tomb);
+    // Ring order: by token, then key (one token range is one contiguous scan).
+    let mut order: Vec<&str> = vec!["a", "b", "c", "d", "e"];
+    order.sort_by_key(|k| StoreKey::of(k));
+    let after = |key: &str| -> Vec<&str> {
+        order
+            .iter()
+            .copied()
+            .filter(|k| StoreKey::of(k) > StoreKey::of(key))
+            .collect()
+    };
 
     let all = get!(app, "/cluster/local").json();
     assert_eq!(all["node"], node.name.as_str());
     assert_eq!(all["next"], Value::Null);
-    assert_eq!(listed_keys(&all), ["a", "b", "c", "d", "e"]);
+    assert_eq!(listed_keys(&all), order);
     for entry in all["keys"].as_array().unwrap() {
         let key = entry["key"].as_str().unwrap();
         assert_eq!(entry["version"], versions[key].as_str(), "{entry}");
@@ -740,25 +753,26 @@ async fn cluster_local_pages_keys_in_order_with_after_and_limit() {
     }
 
     let page = get!(app, "/cluster/local?limit=2").json();
-    assert_eq!(listed_keys(&page), ["a", "b"]);
-    assert_eq!(page["next"], "b");
-    let page = get!(app, "/cluster/local?after=b&limit=2").json();
-    assert_eq!(listed_keys(&page), ["c", "d"]);
-    assert_eq!(page["next"], "d");
-    let page = get!(app, "/cluster/local?limit=2&after=d").json();
-    assert_eq!(listed_keys(&page), ["e"]);
+    assert_eq!(listed_keys(&page), order[..2]);
+    assert_eq!(page["next"], order[1]);
+    let page = get!(app, format!("/cluster/local?after={}&limit=2", order[1])).json();
+    assert_eq!(listed_keys(&page), order[2..4]);
+    assert_eq!(page["next"], order[3]);
+    let page = get!(app, format!("/cluster/local?limit=2&after={}", order[3])).json();
+    assert_eq!(listed_keys(&page), order[4..]);
     assert_eq!(page["next"], Value::Null);
-    let page = get!(app, "/cluster/local?after=e").json();
+    let page = get!(app, format!("/cluster/local?after={}", order[4])).json();
     assert_eq!(listed_keys(&page), Vec::<String>::new());
     // `after` need not be a stored key, and an empty `after` starts at the beginning.
     let page = get!(app, "/cluster/local?after=bb").json();
-    assert_eq!(listed_keys(&page), ["c", "d", "e"]);
+    assert_eq!(listed_keys(&page), after("bb"));
     let page = get!(app, "/cluster/local?after=&limit=1").json();
-    assert_eq!(listed_keys(&page), ["a"]);
+    assert_eq!(listed_keys(&page), order[..1]);
     // `after` is percent-decoded like a key.
     post!(app, "/d/b%20x", "v").assert_written("b x", 1);
     let page = get!(app, "/cluster/local?after=b%20x&limit=1").json();
-    assert_eq!(listed_keys(&page), ["c"]);
+    let next: Vec<&str> = after("b x").into_iter().take(1).collect();
+    assert_eq!(listed_keys(&page), next);
     let page = get!(app, "/cluster/local?limit=10000").json();
     assert_eq!(listed_keys(&page).len(), 6);
 }

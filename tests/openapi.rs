@@ -148,6 +148,7 @@ fn every_error() -> Vec<ApiError> {
             current: Some("\"v\"".into()),
         },
         ApiError::ClockSkew,
+        ApiError::StorageUnavailable,
     ];
     for e in &all {
         match e {
@@ -161,7 +162,8 @@ fn every_error() -> Vec<ApiError> {
             | ApiError::ShuttingDown
             | ApiError::NotJoined
             | ApiError::PreconditionFailed { .. }
-            | ApiError::ClockSkew => {}
+            | ApiError::ClockSkew
+            | ApiError::StorageUnavailable => {}
         }
     }
     all
@@ -194,8 +196,9 @@ fn answers() -> Answers {
         quorum.clone(),
         failed.clone(),
         ClockSkew,
+        StorageUnavailable,
     ];
-    let delete = [bad.clone(), quorum, failed, ClockSkew];
+    let delete = [bad.clone(), quorum, failed, ClockSkew, StorageUnavailable];
     let cat = |a: &[ApiError], b: &[ApiError]| [a, b].concat();
     BTreeMap::from([
         (("/d/{key}", "get"), (vec![200], cat(&read, &common))),

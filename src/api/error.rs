@@ -65,6 +65,8 @@ pub enum ApiError {
     },
     /// This node's clock is off from most of its peers' clocks: writes are refused (503).
     ClockSkew,
+    /// This node cannot write to its data directory in time: writes are refused (503).
+    StorageUnavailable,
 }
 
 impl fmt::Display for ApiError {
@@ -94,6 +96,9 @@ impl fmt::Display for ApiError {
                 Some(etag) => write!(f, "precondition failed: key {key:?} is at {etag}"),
                 None => write!(f, "precondition failed: key {key:?} does not exist"),
             },
+            ApiError::StorageUnavailable => f.write_str(
+                "this node cannot persist to its data directory in time; writes are refused until it can (write through another node)",
+            ),
             ApiError::ClockSkew => f.write_str(
                 "this node's clock is off from most of its peers' clocks; writes are refused until it is fixed (write through another node)",
             ),
@@ -116,6 +121,7 @@ impl ApiError {
             ApiError::NotJoined => "not_joined",
             ApiError::PreconditionFailed { .. } => "precondition_failed",
             ApiError::ClockSkew => "clock_skew",
+            ApiError::StorageUnavailable => "storage_unavailable",
         }
     }
 
@@ -137,7 +143,8 @@ impl ResponseError for ApiError {
             | ApiError::Overloaded
             | ApiError::ShuttingDown
             | ApiError::NotJoined
-            | ApiError::ClockSkew => StatusCode::SERVICE_UNAVAILABLE,
+            | ApiError::ClockSkew
+            | ApiError::StorageUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
         }

@@ -200,6 +200,7 @@ fn unavailable(o: Outcome, key: String) -> ApiError {
         },
         Outcome::ClockSkewed => ApiError::ClockSkew,
         Outcome::NotJoined => ApiError::NotJoined,
+        Outcome::StorageUnavailable => ApiError::StorageUnavailable,
         Outcome::Unavailable {
             needed,
             succeeded,

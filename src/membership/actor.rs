@@ -39,6 +39,9 @@ pub struct MembershipChanged {
     pub members_not_left: usize,
     /// Members known to be dead (not left), with their store generations.
     pub dead: Vec<(String, u64)>,
+    /// Members that stopped keeping their data and their place on the ring
+    /// (down, not probed), sorted by name.
+    pub stopped: Vec<LiveMember>,
     /// This node started alone and was then merged into an existing cluster.
     pub merged: bool,
     /// This node has joined (before, `live` holds this node only).
@@ -117,6 +120,11 @@ pub struct PeerUnreachable {
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Leave;
+
+/// Stop keeping the data and the place on the ring: announce `stopped`.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Stopping;
 
 /// What the shell needs besides the core and its socket.
 pub struct MembershipLinks {
@@ -212,9 +220,18 @@ impl MembershipActor {
         if !self.joined() {
             return vec![LiveMember::of(self.swim.me())];
         }
-        let mut live: Vec<LiveMember> = std::iter::once(self.swim.me())
-            .chain(self.swim.members().map(|m| &m.update))
-            .filter(|u| u.state.is_live())
+        // A stopping node keeps itself on its ring to the end: were it to drop
+        // itself, its last moments would hand its keys to members that do not
+        // own them.
+        let me = self.swim.me();
+        let mut live: Vec<LiveMember> = std::iter::once(me)
+            .filter(|u| u.state.is_live() || u.state == State::Stopped)
+            .chain(
+                self.swim
+                    .members()
+                    .map(|m| &m.update)
+                    .filter(|u| u.state.is_live()),
+            )
             .map(LiveMember::of)
             .collect();
         live.sort();
@@ -238,6 +255,14 @@ impl MembershipActor {
             },
             dead: if joined {
                 self.swim.dead_members()
+            } else {
+                Vec::new()
+            },
+            stopped: if joined {
+                let mut stopped: Vec<LiveMember> =
+                    self.swim.stopped_members().map(LiveMember::of).collect();
+                stopped.sort();
+                stopped
             } else {
                 Vec::new()
             },
@@ -273,7 +298,10 @@ impl MembershipActor {
                 }
                 Effect::Notify(event) => {
                     match &event {
-                        Event::Died(u) | Event::Left(u) | Event::Suspected(u) => {
+                        Event::Died(u)
+                        | Event::Left(u)
+                        | Event::Suspected(u)
+                        | Event::Stopped(u) => {
                             log::info!(
                                 "member {} is {} (incarnation {})",
                                 u.name,
@@ -318,16 +346,22 @@ impl MembershipActor {
         self.reported = s;
         m.gossip_backlog.set(self.swim.gossip_backlog() as i64);
         m.local_health.set(i64::from(self.swim.health()));
-        let mut counts = [0i64; 4];
+        let mut counts = [0i64; 5];
         let mut pending = 0;
         for u in std::iter::once(self.swim.me()).chain(self.swim.members().map(|m| &m.update)) {
             counts[u.state as usize] += 1;
             pending += i64::from(u.pending && u.state.is_live());
         }
         m.pending_members.set(pending);
-        for (state, n) in [State::Alive, State::Suspect, State::Dead, State::Left]
-            .into_iter()
-            .zip(counts)
+        for (state, n) in [
+            State::Alive,
+            State::Suspect,
+            State::Stopped,
+            State::Dead,
+            State::Left,
+        ]
+        .into_iter()
+        .zip(counts)
         {
             m.members
                 .get_or_create(&StateLabels {
@@ -493,6 +527,18 @@ impl Handler<MarkSynced> for MembershipActor {
         let now = self.now();
         let mut out = std::mem::take(&mut self.out);
         self.swim.mark_synced(now, &mut out);
+        self.out = out;
+        self.run_effects(ctx);
+    }
+}
+
+impl Handler<Stopping> for MembershipActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Stopping, ctx: &mut Context<Self>) {
+        let now = self.now();
+        let mut out = std::mem::take(&mut self.out);
+        self.swim.stop(now, &mut out);
         self.out = out;
         self.run_effects(ctx);
     }

@@ -51,7 +51,7 @@ impl Gossip {
             0
         } else {
             match update.state {
-                State::Suspect | State::Dead | State::Left => 1,
+                State::Suspect | State::Stopped | State::Dead | State::Left => 1,
                 State::Alive => 2,
             }
         };

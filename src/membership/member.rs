@@ -3,10 +3,14 @@
 //! A member is named by the address of its UDP/HTTP port (`host:port`) and is
 //! also identified by a generation (its start time): a restarted node comes back
 //! with a higher generation and supersedes its old self. Updates about one member
-//! are ordered by `(generation, incarnation, state)` with `alive < suspect < dead <
-//! left`, which is exactly SWIM's rule (section 4.2): alive overrides suspect only
-//! with a higher incarnation, suspect overrides alive at the same incarnation,
-//! dead overrides both, and a graceful `left` beats everything of its incarnation.
+//! are ordered by `(generation, incarnation, state)` with `alive < suspect <
+//! stopped < dead < left`, which is exactly SWIM's rule (section 4.2): alive
+//! overrides suspect only with a higher incarnation, suspect overrides alive at
+//! the same incarnation, dead overrides both, and a graceful `left` beats
+//! everything of its incarnation. `stopped` is a node's own announcement that it
+//! stops and comes back with its data (a durable node's SIGTERM): it keeps its
+//! place on the ring, is not probed, and a member that holds it stopped too
+//! long declares it dead at the same incarnation, which overrides it.
 //! A suspicion also names its accuser (the member whose probe failed), so that
 //! Lifeguard counts independent accusers rather than the members relaying the
 //! news; the accuser takes no part in the precedence.
@@ -23,6 +27,9 @@ pub enum State {
     Alive,
     /// Missed a probe; will be declared dead unless it refutes in time.
     Suspect,
+    /// Stopped, keeping its data and its place on the ring; comes back as a
+    /// replica that missed some writes.
+    Stopped,
     /// Declared failed.
     Dead,
     /// Left the cluster gracefully.
@@ -35,14 +42,21 @@ impl State {
         match self {
             State::Alive => "alive",
             State::Suspect => "suspect",
+            State::Stopped => "stopped",
             State::Dead => "dead",
             State::Left => "left",
         }
     }
 
-    /// True for members that belong on the ring (they may still answer).
+    /// True for members that may answer (alive or suspect).
     pub fn is_live(self) -> bool {
         matches!(self, State::Alive | State::Suspect)
+    }
+
+    /// True for members that belong on the ring: live ones, and stopped ones
+    /// (they keep their place while they are down).
+    pub fn on_ring(self) -> bool {
+        self.is_live() || self == State::Stopped
     }
 }
 

@@ -105,6 +105,8 @@ pub enum Event {
     Suspected(Update),
     /// A suspect or dead member is alive again (refuted).
     Recovered(Update),
+    /// A member stopped, keeping its place on the ring.
+    Stopped(Update),
     /// A member was declared dead.
     Died(Update),
     /// A member left gracefully.
@@ -121,6 +123,7 @@ impl Event {
             Event::Joined(u)
             | Event::Suspected(u)
             | Event::Recovered(u)
+            | Event::Stopped(u)
             | Event::Died(u)
             | Event::Left(u)
             | Event::Updated(u) => u,
@@ -243,6 +246,8 @@ pub struct Swim {
     /// Dead members forgotten (reclaimed) without having left: they still count
     /// for the replication factor in effect.
     departed: BTreeSet<String>,
+    /// Came back with its data (a durable restart): part of its cluster at once.
+    restored: bool,
 }
 
 impl Swim {
@@ -297,7 +302,43 @@ impl Swim {
             merged: false,
             contacted: HashMap::new(),
             departed: BTreeSet::new(),
+            restored: false,
         }
+    }
+
+    /// The same node remembering `members` `(name, store, peer port, dead)` from
+    /// its data directory at generation 0 (any news of them supersedes that):
+    /// those that were on the ring as stopped (they keep their place, so the ring
+    /// this node starts with is the one it left, and nothing is re-streamed when
+    /// they answer), the others as dead; all count for the replication factor in
+    /// effect and are contacted every period until they answer. When `restored`
+    /// (it comes back with its data), it is joined at once: a whole cluster
+    /// restarting must not wait for a member that has already joined.
+    pub fn remembering(mut self, members: Vec<(String, u64, u16, bool)>, restored: bool) -> Swim {
+        for (name, store, peer_port, dead) in members {
+            if name == self.me.name {
+                continue;
+            }
+            let update = Update {
+                name: name.clone(),
+                generation: 0,
+                incarnation: 0,
+                state: if dead { State::Dead } else { State::Stopped },
+                peer_port,
+                accuser: None,
+                store,
+                pending: false,
+            };
+            self.members.insert(
+                name,
+                Member {
+                    update,
+                    last_change_ms: 0,
+                },
+            );
+        }
+        self.restored = restored;
+        self
     }
 
     /// The same node with the store generation `store` (the generation when it
@@ -356,9 +397,11 @@ impl Swim {
     /// member from a join is not enough, nor is the state of a process that has
     /// just restarted), or it is a first node that formed a cluster (its first
     /// member was a new joiner), or one that nobody contacted within
-    /// `first_node_wait_ms` of its start, serving alone, at `now`.
+    /// `first_node_wait_ms` of its start, serving alone, at `now`; or it came
+    /// back with its data.
     pub fn joined(&self, now: u64) -> bool {
-        self.got_state
+        self.restored
+            || self.got_state
             || self.formed
             || (self.founder
                 && !self.seen_others
@@ -369,6 +412,14 @@ impl Swim {
     /// existing cluster: the keys it took while alone must be pushed to it.
     pub fn merged(&self) -> bool {
         self.merged
+    }
+
+    /// Members that stopped keeping their place on the ring, by name.
+    pub fn stopped_members(&self) -> impl Iterator<Item = &Update> {
+        self.members
+            .values()
+            .filter(|m| m.state() == State::Stopped)
+            .map(|m| &m.update)
     }
 
     /// Members known to be dead (not left), with their store generations, by name.
@@ -494,6 +545,16 @@ impl Swim {
         for to in self.introducers.clone() {
             self.send(out, to, Body::Join);
         }
+    }
+
+    /// Stops, keeping its data and its place: announces `stopped` to several
+    /// members and stops refuting (the next process of this node supersedes it).
+    pub fn stop(&mut self, now: u64, out: &mut Vec<Effect>) {
+        self.now = now;
+        self.leaving = true;
+        self.me.incarnation += 1;
+        self.me.state = State::Stopped;
+        self.broadcast(self.me.clone(), out);
     }
 
     /// Leaves gracefully: announces `left` to several members and stops refuting.

@@ -7,21 +7,21 @@
 //! answering SWIM without storage behind it would never be declared dead).
 
 use super::control::{stop_on_signal, Control};
-use super::{bind_error, replica_handler, start_actors, Actors, Identity, StartError};
+use super::{bind_error, replica_handler, start_actors, Actors, Identity, NodeStore, StartError};
 use crate::api::{self, AppState};
 use crate::config::Config;
 use crate::transport::rpc;
 use actix::prelude::*;
 use actix_web::{middleware, web, App, HttpServer};
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
 
-/// Runs a node until it is stopped (leave, SIGTERM or SIGINT).
-pub fn run(config: Config) -> Result<(), StartError> {
+/// Runs a node until it is stopped (leave, SIGTERM or SIGINT); answers the
+/// process exit code (0, or the code of a fatal stop such as a failed fsync).
+pub fn run(config: Config) -> Result<i32, StartError> {
     let system = System::new();
     system.block_on(start(config))?;
     system
-        .run()
+        .run_with_code()
         .map_err(|e| StartError(format!("actor system failed: {e}")))
 }
 
@@ -29,7 +29,8 @@ pub fn run(config: Config) -> Result<(), StartError> {
 struct Boot {
     config: Config,
     name: String,
-    generation: u64,
+    identity: Identity,
+    store: Option<NodeStore>,
     udp: Option<std::net::UdpSocket>,
     peer_listener: Option<std::net::TcpListener>,
     swim_arbiter: ArbiterHandle,
@@ -43,8 +44,12 @@ impl Boot {
     /// stops the process: SWIM alone would keep a node without storage alive.
     fn state(&mut self) -> Option<web::Data<AppState>> {
         if self.state.is_none() {
-            if let (Some(udp), Some(peer_listener)) = (self.udp.take(), self.peer_listener.take()) {
-                self.state = Some(self.start(udp, peer_listener));
+            if let (Some(udp), Some(peer_listener), Some(store)) = (
+                self.udp.take(),
+                self.peer_listener.take(),
+                self.store.take(),
+            ) {
+                self.state = Some(self.start(udp, peer_listener, store));
             }
         }
         match &self.state {
@@ -61,15 +66,22 @@ impl Boot {
         &self,
         udp: std::net::UdpSocket,
         peer_listener: std::net::TcpListener,
+        store: NodeStore,
     ) -> web::Data<AppState> {
-        let config = &self.config;
-        let seed = self.generation ^ crate::replication::actor::node_tiebreak(&self.name);
-        // In memory, every start is a new, empty store: pending when joining.
-        let identity = Identity::fresh(self.generation, !config.introducers.is_empty());
+        let seed = self.identity.generation ^ crate::replication::actor::node_tiebreak(&self.name);
+        let mut config = self.config.clone();
+        // The members the data directory recorded are seeds too.
+        for r in &store.recorded {
+            if r.name != self.name && !config.introducers.contains(&r.name) {
+                config.introducers.push(r.name.clone());
+            }
+        }
+        let config = &config;
         let actors = start_actors(
             config,
             self.name.clone(),
-            identity,
+            self.identity,
+            store,
             seed,
             udp,
             Some(&self.swim_arbiter),
@@ -80,6 +92,8 @@ impl Boot {
             stabilizer,
             membership,
             rpc_counters,
+            sync,
+            left,
             ..
         } = actors.clone();
         match tokio::net::TcpListener::from_std(peer_listener) {
@@ -97,8 +111,16 @@ impl Boot {
                 System::current().stop_with_code(2);
             }
         }
-        let control = Control::new(stabilizer.recipient(), membership.recipient()).start();
-        actix::spawn(stop_on_signal(control.clone().recipient()));
+        let control = Control::new(
+            stabilizer.recipient(),
+            membership.clone().recipient(),
+            membership.recipient(),
+            sync,
+            left,
+        )
+        .start();
+        let leave = !config.storage.durable() || config.storage.leave_on_terminate;
+        actix::spawn(stop_on_signal(control.clone(), leave));
         log::info!(
             "node {} serving HTTP and SWIM on port {}, peer RPC on port {}, N={} R={} W={}",
             self.name,
@@ -121,9 +143,7 @@ async fn start(config: Config) -> Result<(), StartError> {
     let peer_listener = std::net::TcpListener::bind(&peer_addr)
         .and_then(|l| l.set_nonblocking(true).map(|()| l))
         .map_err(|e| bind_error("peer RPC", &peer_addr, e))?;
-    let generation = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
+    let (identity, store) = NodeStore::open(&config, &name)?;
     // SWIM runs on an arbiter (thread) of its own, so that client and replica
     // traffic never delays an ack past the probe timeout. Everything else runs on
     // the first HTTP worker's thread: a request is parsed, coordinated, served
@@ -134,7 +154,8 @@ async fn start(config: Config) -> Result<(), StartError> {
     let boot = Arc::new(Mutex::new(Boot {
         config: config.clone(),
         name: name.clone(),
-        generation,
+        identity,
+        store: Some(store),
         udp: Some(udp),
         peer_listener: Some(peer_listener),
         swim_arbiter: swim_arbiter.handle(),

@@ -3,9 +3,9 @@
 //! It asks the [`Placement`] which replicas a request needs, asks the pure
 //! [`Coordinator`] what to send, routes each replica request to the local
 //! StorageActor or over peer RPC (a read carries the store generation it expects
-//! of that replica), feeds the answers back, and answers the client. It keeps
-//! hints for replicas that missed a write and delivers them once they are on the
-//! ring again. While SWIM finds this node's clock off from most of its peers, it
+//! of that replica), feeds the answers back, and answers the client. A write a
+//! replica missed becomes a hint in the StorageActor (durable with the data);
+//! this actor delivers hints once their member is on the ring again. While SWIM finds this node's clock off from most of its peers, it
 //! refuses writes (their versions would be in everyone else's future).
 //!
 //! Invariant: every client request gets exactly one [`Outcome`], at the latest when
@@ -20,11 +20,16 @@ use super::stabilizer::{FlushHints, PlacementChanged};
 use crate::config::ReplicationConfig;
 use crate::membership::actor::ClockStatus;
 use crate::metrics::{Metrics, OpLabels};
-use crate::storage::actor::{unix_ms, LocalOp};
-use crate::storage::Record;
+use crate::storage::actor::{
+    unix_ms, HintedMembers, HintsDelivered, HintsFor, LocalOp, StorageActor, StoreHints,
+};
 use crate::transport::rpc::RpcClient;
 use actix::prelude::*;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::cell::RefCell;
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
@@ -67,15 +72,6 @@ struct ReplicaReply {
     response: ReplicaResponse,
 }
 
-/// A write a replica missed, kept until the replica is back (hinted handoff).
-#[derive(Message, Debug)]
-#[rtype(result = "()")]
-struct Hint {
-    to: String,
-    key: String,
-    record: Record,
-}
-
 /// Coordinates client requests.
 pub struct ReplicationActor {
     me: String,
@@ -85,16 +81,70 @@ pub struct ReplicationActor {
     deadlines: VecDeque<(Instant, OpId)>,
     sweeping: bool,
     speculate: VecDeque<(Instant, OpId)>,
-    hints: BTreeMap<String, VecDeque<(String, Record)>>,
-    hint_count: usize,
-    max_hints: usize,
+    delivering: Rc<RefCell<BTreeSet<String>>>,
     skewed: bool,
+    hlc_ceiling: Arc<AtomicU64>,
     storage: Recipient<LocalOp>,
+    hints: Addr<StorageActor>,
     rpc: RpcClient,
     pending: HashMap<OpId, (oneshot::Sender<Outcome>, &'static str)>,
     metrics: Metrics,
     reported: CoordinatorStats,
     out: Vec<Effect>,
+}
+
+/// Bounds of this node's clock from its data directory: start past the mark a
+/// previous run wrote, and stay below the mark written ahead of use.
+#[derive(Clone, Debug)]
+pub struct ClockMark {
+    /// Versions start past this many Unix ms (the previous run's mark).
+    pub floor_ms: u64,
+    /// Unix ms the persisted mark allows versions up to (`u64::MAX` in memory).
+    pub ceiling_ms: Arc<AtomicU64>,
+}
+
+impl ClockMark {
+    /// No bounds (an in-memory node).
+    pub fn unbounded() -> ClockMark {
+        ClockMark {
+            floor_ms: 0,
+            ceiling_ms: Arc::new(AtomicU64::new(u64::MAX)),
+        }
+    }
+}
+
+/// Delivers `to`'s hints batch by batch until none are left or one is refused.
+async fn deliver(
+    storage: &Addr<StorageActor>,
+    rpc: &RpcClient,
+    to: &str,
+    addr: &str,
+    timeout: Duration,
+) {
+    // Bounded: a member that keeps accepting gets at most this many batches per call.
+    for _ in 0..1_000 {
+        let hints = storage
+            .send(HintsFor {
+                to: to.to_string(),
+                limit: HINT_BATCH,
+            })
+            .await
+            .unwrap_or_default();
+        if hints.is_empty() {
+            return;
+        }
+        let (keys, records): (Vec<_>, Vec<_>) = hints
+            .into_iter()
+            .map(|(k, h)| (k, (h.key, h.record)))
+            .unzip();
+        let request = ReplicaRequest::WriteBatch { records };
+        if peer::call(rpc, Some(addr), &request, timeout).await != ReplicaResponse::Written {
+            return;
+        }
+        if storage.send(HintsDelivered(keys)).await.is_err() {
+            return;
+        }
+    }
 }
 
 /// The tiebreak id of a node name (stable across restarts of the same address).
@@ -104,28 +154,32 @@ pub fn node_tiebreak(name: &str) -> u64 {
 
 impl ReplicationActor {
     /// A coordinator for node `me`, never observing versions more than
-    /// `max_clock_offset_ms` ahead of its clock.
+    /// `max_clock_offset_ms` ahead of its clock, keeping hints in `storage`.
+    /// Its clock starts past `clock.floor_ms`; it writes only while its clock
+    /// plus the offset bound stays below `clock.ceiling_ms` (the mark on disk).
     pub fn new(
         me: String,
         config: ReplicationConfig,
-        storage: Recipient<LocalOp>,
+        storage: Addr<StorageActor>,
         rpc: RpcClient,
         metrics: Metrics,
-        max_hints: usize,
+        clock: ClockMark,
     ) -> ReplicationActor {
+        let mut coordinator = Coordinator::new(node_tiebreak(&me), config.max_clock_offset_ms);
+        coordinator.start_past(clock.floor_ms);
         ReplicationActor {
-            coordinator: Coordinator::new(node_tiebreak(&me), config.max_clock_offset_ms),
+            coordinator,
             me,
             config,
             placement: None,
             deadlines: VecDeque::new(),
             sweeping: false,
             speculate: VecDeque::new(),
-            hints: BTreeMap::new(),
-            hint_count: 0,
-            max_hints,
+            delivering: Rc::new(RefCell::new(BTreeSet::new())),
             skewed: false,
-            storage,
+            hlc_ceiling: clock.ceiling_ms,
+            storage: storage.clone().recipient(),
+            hints: storage,
             rpc,
             pending: HashMap::new(),
             metrics,
@@ -209,12 +263,22 @@ impl ReplicationActor {
             ReplicaRequest::Put { key, record, .. } => Some((key.clone(), record.clone())),
             _ => None,
         };
-        let response = if to == self.me {
+        let hints = self.hints.clone();
+        let stopped = self
+            .placement
+            .as_ref()
+            .is_some_and(|p| p.current.stopped.contains(&to));
+        let response = if stopped {
+            // Down, keeping its place: it fails at once (a write leaves a hint).
+            futures_util::future::Either::Left(futures_util::future::Either::Right(
+                std::future::ready(ReplicaResponse::Error(format!("{to} is stopped"))),
+            ))
+        } else if to == self.me {
             let fut = self.storage.send(LocalOp(request));
-            futures_util::future::Either::Left(async move {
+            futures_util::future::Either::Left(futures_util::future::Either::Left(async move {
                 fut.await
                     .unwrap_or_else(|e| ReplicaResponse::Error(format!("local storage: {e}")))
-            })
+            }))
         } else {
             let addr = self
                 .placement
@@ -231,11 +295,7 @@ impl ReplicationActor {
         actix::spawn(async move {
             let response = response.await;
             if let (ReplicaResponse::Error(_), Some((key, record))) = (&response, hint) {
-                me.do_send(Hint {
-                    to: to.clone(),
-                    key,
-                    record,
-                });
+                hints.do_send(StoreHints(vec![(to.clone(), key, record)]));
             }
             if let Some((op, attempt)) = op {
                 me.do_send(ReplicaReply {
@@ -248,53 +308,37 @@ impl ReplicationActor {
         });
     }
 
-    /// Sends every hint held for a member that is on the ring; resolves when sent.
-    fn deliver_hints(&mut self, ctx: &mut Context<Self>) -> impl std::future::Future<Output = ()> {
-        let mut calls = Vec::new();
-        if let Some(p) = &self.placement {
-            let ready: Vec<String> = self
-                .hints
-                .keys()
-                .filter(|to| p.current.peers.contains_key(*to))
-                .cloned()
-                .collect();
-            for to in ready {
-                let Some(queue) = self.hints.get_mut(&to) else {
+    /// Sends the hints held for every member on the ring, batch by batch;
+    /// resolves when sent (or a member refused). With `all`, also for members
+    /// whose periodic delivery is under way.
+    fn deliver_hints(&mut self, all: bool) -> impl std::future::Future<Output = ()> {
+        let (peers, stopped) = self
+            .placement
+            .as_ref()
+            .map(|p| (p.current.peers.clone(), p.current.stopped.clone()))
+            .unwrap_or_default();
+        let storage = self.hints.clone();
+        let rpc = self.rpc.clone();
+        let delivering = self.delivering.clone();
+        let timeout = Duration::from_millis(self.config.request_timeout_ms);
+        async move {
+            let members = storage.send(HintedMembers).await.unwrap_or_default();
+            let mut calls = Vec::new();
+            for to in members {
+                let Some(addr) = peers.get(&to).cloned().filter(|_| !stopped.contains(&to)) else {
                     continue;
                 };
-                while !queue.is_empty() {
-                    let take = queue.len().min(HINT_BATCH);
-                    let records: Vec<(String, Record)> = queue.drain(..take).collect();
-                    self.hint_count -= records.len();
-                    let addr = p.current.peers.get(&to).cloned();
-                    let timeout = Duration::from_millis(self.config.request_timeout_ms);
-                    let request = ReplicaRequest::WriteBatch { records };
-                    let call = peer::call(&self.rpc, addr.as_deref(), &request, timeout);
-                    let metrics = self.metrics.clone();
-                    let me = ctx.address();
-                    let to = to.clone();
-                    calls.push(async move {
-                        let ReplicaRequest::WriteBatch { records } = request else {
-                            return;
-                        };
-                        if call.await == ReplicaResponse::Written {
-                            metrics.hints_delivered.inc_by(records.len() as u64);
-                        } else {
-                            for (key, record) in records {
-                                me.do_send(Hint {
-                                    to: to.clone(),
-                                    key,
-                                    record,
-                                });
-                            }
-                        }
-                    });
+                if !all && !delivering.borrow_mut().insert(to.clone()) {
+                    continue;
                 }
-                self.hints.remove(&to);
+                let (storage, rpc, delivering) = (storage.clone(), rpc.clone(), delivering.clone());
+                calls.push(async move {
+                    deliver(&storage, &rpc, &to, &addr, timeout).await;
+                    if !all {
+                        delivering.borrow_mut().remove(&to);
+                    }
+                });
             }
-        }
-        self.metrics.hints_pending.set(self.hint_count as i64);
-        async move {
             futures_util::future::join_all(calls).await;
         }
     }
@@ -367,7 +411,7 @@ impl Actor for ReplicationActor {
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.set_mailbox_capacity(65_536);
         ctx.run_interval(Duration::from_secs(1), |act, ctx| {
-            let sent = act.deliver_hints(ctx);
+            let sent = act.deliver_hints(false);
             ctx.spawn(actix::fut::wrap_future(sent));
         });
     }
@@ -403,25 +447,8 @@ impl Handler<ClockStatus> for ReplicationActor {
 impl Handler<FlushHints> for ReplicationActor {
     type Result = ResponseFuture<()>;
 
-    fn handle(&mut self, _: FlushHints, ctx: &mut Context<Self>) -> Self::Result {
-        Box::pin(self.deliver_hints(ctx))
-    }
-}
-
-impl Handler<Hint> for ReplicationActor {
-    type Result = ();
-
-    fn handle(&mut self, msg: Hint, _: &mut Context<Self>) {
-        if self.hint_count >= self.max_hints {
-            self.metrics.hints_dropped.inc();
-            return;
-        }
-        self.hint_count += 1;
-        self.hints
-            .entry(msg.to)
-            .or_default()
-            .push_back((msg.key, msg.record));
-        self.metrics.hints_pending.set(self.hint_count as i64);
+    fn handle(&mut self, _: FlushHints, _: &mut Context<Self>) -> Self::Result {
+        Box::pin(self.deliver_hints(true))
     }
 }
 
@@ -458,6 +485,12 @@ impl Handler<ClientPut> for ReplicationActor {
             return Box::pin(async { Outcome::ClockSkewed });
         }
         let now = unix_ms();
+        if now.saturating_add(self.config.max_clock_offset_ms)
+            >= self.hlc_ceiling.load(Ordering::Relaxed)
+        {
+            log::warn!("write refused: the clock mark on disk is behind this node's clock (a slow or failing disk)");
+            return Box::pin(async { Outcome::StorageUnavailable });
+        }
         let mut spec = msg.spec;
         spec.expires_ms = msg.ttl_ms.map(|ttl| now.saturating_add(ttl));
         let groups = match &self.placement {

@@ -117,6 +117,9 @@ pub enum Outcome {
     /// Never produced by the coordinator: the shell refuses requests until this
     /// node has joined and seen its view settle.
     NotJoined,
+    /// Never produced by the coordinator: the shell refuses a write while the
+    /// clock mark that bounds this node's versions is not on disk.
+    StorageUnavailable,
 }
 
 /// What a conditional write requires of the key.
@@ -197,6 +200,17 @@ impl Coordinator {
             hlc: Hlc::new(node),
             max_ahead_ms,
             stats: CoordinatorStats::default(),
+        }
+    }
+
+    /// Moves the clock past `ms` Unix milliseconds (a mark of a previous run of
+    /// this node), so that no version it issues is lower than one issued before.
+    pub fn start_past(&mut self, ms: u64) {
+        if ms > 0 {
+            self.hlc.observe(Version {
+                ts: crate::storage::hlc::pack(ms, 0),
+                node: 0,
+            });
         }
     }
 

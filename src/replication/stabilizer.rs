@@ -225,6 +225,10 @@ impl StabilizerActor {
             }
             WalkEffect::Push { to, records } => {
                 let count = records.len() as u64;
+                let bytes: u64 = records
+                    .iter()
+                    .map(|(k, r)| (k.len() + r.value.as_ref().map_or(0, |v| v.len())) as u64)
+                    .sum();
                 let addr = self.peer_addr(&to);
                 let call = peer::call(
                     &self.rpc,
@@ -237,6 +241,7 @@ impl StabilizerActor {
                     let ok = call.await == ReplicaResponse::Written;
                     if ok {
                         metrics.rebalance_keys_moved.inc_by(count);
+                        metrics.rebalance_bytes_moved.inc_by(bytes);
                         metrics
                             .handoff_keys
                             .get_or_create(&MemberLabels { member: to.clone() })

@@ -31,6 +31,7 @@ pub struct GetRing;
 pub struct RingActor {
     current: RingSnapshot,
     live: Vec<LiveMember>,
+    stopped: Vec<LiveMember>,
     members_not_left: usize,
     dead: Vec<(String, u64)>,
     merged: bool,
@@ -56,6 +57,7 @@ impl RingActor {
         RingActor {
             current: RingSnapshot::new(1, &live, vnodes, 1).joined(false),
             live,
+            stopped: Vec::new(),
             members_not_left: 1,
             dead: Vec::new(),
             merged: false,
@@ -64,6 +66,22 @@ impl RingActor {
             subscribers,
             metrics,
         }
+    }
+
+    /// The same actor for a node that came back with its data: its first ring
+    /// is the one it left, with the members its directory recorded as stopped
+    /// (on the ring, down until they answer) and dead, and it is joined.
+    pub fn restored(mut self, stopped: Vec<LiveMember>, dead: Vec<(String, u64)>) -> RingActor {
+        let mut on_ring: Vec<LiveMember> = self.live.iter().chain(&stopped).cloned().collect();
+        on_ring.sort();
+        self.members_not_left = on_ring.len() + dead.len();
+        self.current = RingSnapshot::new(1, &on_ring, self.vnodes, self.members_not_left)
+            .with_dead(dead.clone())
+            .with_stopped(stopped.iter().map(|m| m.name.clone()).collect());
+        self.stopped = stopped;
+        self.dead = dead;
+        self.joined = true;
+        self
     }
 
     fn notify(&self) {
@@ -92,6 +110,7 @@ impl Handler<MembershipChanged> for RingActor {
 
     fn handle(&mut self, msg: MembershipChanged, _: &mut Context<Self>) {
         if msg.live == self.live
+            && msg.stopped == self.stopped
             && msg.members_not_left == self.members_not_left
             && msg.dead == self.dead
             && msg.merged == self.merged
@@ -99,18 +118,25 @@ impl Handler<MembershipChanged> for RingActor {
         {
             return;
         }
+        // Stopped members keep their place: the ring holds them with the live ones.
+        let mut on_ring: Vec<LiveMember> = msg.live.iter().chain(&msg.stopped).cloned().collect();
+        on_ring.sort();
+        let mut before: Vec<LiveMember> = self.live.iter().chain(&self.stopped).cloned().collect();
+        before.sort();
         let mut epoch = self.current.ring.epoch();
-        if identities(&msg.live) != identities(&self.live) {
+        if identities(&on_ring) != identities(&before) {
             epoch += 1;
-            log::info!("ring epoch {epoch}: {} members", msg.live.len());
+            log::info!("ring epoch {epoch}: {} members", on_ring.len());
         }
         self.live = msg.live;
+        self.stopped = msg.stopped;
         self.members_not_left = msg.members_not_left;
         self.dead = msg.dead;
         self.merged = msg.merged;
         self.joined = msg.joined;
-        self.current = RingSnapshot::new(epoch, &self.live, self.vnodes, self.members_not_left)
+        self.current = RingSnapshot::new(epoch, &on_ring, self.vnodes, self.members_not_left)
             .with_dead(self.dead.clone())
+            .with_stopped(self.stopped.iter().map(|m| m.name.clone()).collect())
             .joined(self.joined);
         self.metrics.ring_epoch.set(epoch as i64);
         self.notify();

@@ -1,8 +1,9 @@
 //! A ring snapshot: the ring of the live members with what coordinators and
 //! stabilizers need to know about them besides placement.
 //!
-//! Invariant: immutable once built; `ring` holds exactly the names of `live`, each
-//! with its store generation, and `peers` their peer RPC addresses. Pure.
+//! Invariant: immutable once built; `ring` holds exactly the names of the members
+//! it was built of (live ones, and stopped ones keeping their place), each with
+//! its store generation, and `peers` their peer RPC addresses. Pure.
 
 use super::ring::Ring;
 use crate::membership::member::LiveMember;
@@ -25,6 +26,8 @@ pub struct RingSnapshot {
     pub dead: Arc<Vec<(String, u64)>>,
     /// This node has joined its cluster (before, the ring holds this node only).
     pub joined: bool,
+    /// Ring members that stopped, keeping their data and place: down, not asked.
+    pub stopped: Arc<BTreeSet<String>>,
 }
 
 impl RingSnapshot {
@@ -57,7 +60,14 @@ impl RingSnapshot {
             members_not_left: members_not_left.max(live.len()),
             dead: Arc::new(Vec::new()),
             joined: true,
+            stopped: Arc::new(BTreeSet::new()),
         }
+    }
+
+    /// The same snapshot, knowing these ring members to be stopped.
+    pub fn with_stopped(mut self, stopped: BTreeSet<String>) -> RingSnapshot {
+        self.stopped = Arc::new(stopped);
+        self
     }
 
     /// The same snapshot, `joined` or not.

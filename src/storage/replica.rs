@@ -20,10 +20,45 @@
 //! Invariants: the store only changes by storing or merging records; nothing here
 //! panics on any request. Pure: the wall clock is an argument.
 
+use super::engine::{Change, Engine, StorageError};
 use super::hlc::millis_of;
+use super::key::StoreKey;
 use super::memory::MemoryStore;
-use super::ops::{self, PutCheck, ReplicaRequest, ReplicaResponse};
-use super::record::Record;
+use super::ops::{PutCheck, ReplicaRequest, ReplicaResponse};
+use super::record::{Record, Version};
+use super::segments::{
+    bucket_bits, bucket_of, intervals, item_hash, segment_of, segment_span, Segments, SEGMENT_BITS,
+};
+use crate::ring::hash::Token;
+use std::collections::BTreeMap;
+use std::ops::Bound;
+
+/// Records read per engine call when a replica walks its store.
+const PAGE: usize = 4_096;
+
+/// Engine errors a replica answered, by kind.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ErrorCounts {
+    /// Disk full.
+    pub disk_full: u64,
+    /// I/O errors.
+    pub io: u64,
+    /// Records or files that did not decode.
+    pub corrupt: u64,
+    /// An engine refusing to go on.
+    pub failed: u64,
+}
+
+impl ErrorCounts {
+    fn count(&mut self, e: &StorageError) {
+        match e {
+            StorageError::Full(_) => self.disk_full += 1,
+            StorageError::Io(_) => self.io += 1,
+            StorageError::Corrupt(_) => self.corrupt += 1,
+            StorageError::Failed(_) => self.failed += 1,
+        }
+    }
+}
 
 /// Counters of what a replica refused.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -36,41 +71,145 @@ pub struct ReplicaStats {
     pub conflicts: u64,
     /// Records refused because their version was too far ahead of this clock.
     pub too_far_ahead: u64,
+    /// Requests answered with an error because the engine failed.
+    pub errors: ErrorCounts,
 }
 
-/// One node's replica of its keys.
+/// What one step of [`Replica::sweep`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Swept {
+    /// Expired values turned into tombstones of the same version.
+    pub expired: usize,
+    /// Tombstones older than the grace period removed.
+    pub collected: usize,
+    /// Records looked at.
+    pub scanned: usize,
+    /// The step reached the end of the store (the next one starts over).
+    pub wrapped: bool,
+}
+
+/// Changes of one write, with what they do to the digests and counts; applied
+/// to those only once the engine took the changes.
+#[derive(Default)]
+struct Staged {
+    changes: Vec<Change>,
+    toggles: Vec<(Token, u64)>,
+    keys: isize,
+    live: isize,
+}
+
+impl Staged {
+    /// Replaces `old` (if any) at `at` with `new`.
+    fn put(&mut self, at: StoreKey, old: Option<&Record>, new: Record) {
+        if let Some(old) = old {
+            self.toggles
+                .push((at.token, item_hash(&at.key, old.version)));
+            self.live -= isize::from(!old.is_tombstone());
+        } else {
+            self.keys += 1;
+        }
+        self.toggles
+            .push((at.token, item_hash(&at.key, new.version)));
+        self.live += isize::from(!new.is_tombstone());
+        self.changes.push(Change::Put(at, new));
+    }
+
+    /// Removes `old` at `at`.
+    fn remove(&mut self, at: StoreKey, old: &Record) {
+        self.toggles
+            .push((at.token, item_hash(&at.key, old.version)));
+        self.keys -= 1;
+        self.live -= isize::from(!old.is_tombstone());
+        self.changes.push(Change::Remove(at));
+    }
+}
+
+/// One node's replica of its keys, over a storage engine.
 #[derive(Debug)]
-pub struct Replica {
-    store: MemoryStore,
+pub struct Replica<E: Engine = MemoryStore> {
+    engine: E,
+    segments: Segments,
+    keys: usize,
+    live: usize,
     store_gen: u64,
     authoritative: bool,
     leaving: bool,
     max_ahead_ms: u64,
     stats: ReplicaStats,
+    sweep_from: Bound<StoreKey>,
 }
 
-impl Replica {
-    /// A replica over an empty store of generation `store_gen`, authoritative,
-    /// refusing versions more than `max_ahead_ms` ahead of its wall clock.
-    pub fn new(store_gen: u64, max_ahead_ms: u64) -> Replica {
+impl Replica<MemoryStore> {
+    /// A replica over an empty in-memory store of generation `store_gen`,
+    /// authoritative, refusing versions more than `max_ahead_ms` ahead of its
+    /// wall clock.
+    pub fn new(store_gen: u64, max_ahead_ms: u64) -> Replica<MemoryStore> {
+        Replica::with_engine(MemoryStore::new(), store_gen, max_ahead_ms)
+    }
+}
+
+impl<E: Engine> Replica<E> {
+    fn with_engine(engine: E, store_gen: u64, max_ahead_ms: u64) -> Replica<E> {
         Replica {
-            store: MemoryStore::new(),
+            engine,
+            segments: Segments::new(),
+            keys: 0,
+            live: 0,
             store_gen,
             authoritative: true,
             leaving: false,
             max_ahead_ms,
             stats: ReplicaStats::default(),
+            sweep_from: Bound::Unbounded,
         }
     }
 
-    /// The store.
-    pub fn store(&self) -> &MemoryStore {
-        &self.store
+    /// A replica over what `engine` already holds (one scan rebuilds the digests
+    /// and counts), of store generation `store_gen`, authoritative.
+    pub fn open(engine: E, store_gen: u64, max_ahead_ms: u64) -> Result<Replica<E>, StorageError> {
+        let mut replica = Replica::with_engine(engine, store_gen, max_ahead_ms);
+        let mut start = Bound::Unbounded;
+        loop {
+            let page = replica.engine.scan(start, Token::MAX, PAGE)?;
+            let Some((last, _)) = page.last() else {
+                return Ok(replica);
+            };
+            start = Bound::Excluded(last.clone());
+            for (at, record) in &page {
+                replica.segments.toggle(at.token, &at.key, record.version);
+                replica.keys += 1;
+                replica.live += usize::from(!record.is_tombstone());
+            }
+        }
     }
 
-    /// The store, to change it directly (tombstone collection, dropping handed-off keys).
-    pub fn store_mut(&mut self) -> &mut MemoryStore {
-        &mut self.store
+    /// The same replica over its engine boxed (the node's actors take any engine).
+    pub fn boxed(self) -> Replica<Box<dyn Engine>>
+    where
+        E: 'static,
+    {
+        Replica {
+            engine: Box::new(self.engine),
+            segments: self.segments,
+            keys: self.keys,
+            live: self.live,
+            store_gen: self.store_gen,
+            authoritative: self.authoritative,
+            leaving: self.leaving,
+            max_ahead_ms: self.max_ahead_ms,
+            stats: self.stats,
+            sweep_from: self.sweep_from,
+        }
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &E {
+        &self.engine
+    }
+
+    /// The engine, to store hints beside the records.
+    pub fn engine_mut(&mut self) -> &mut E {
+        &mut self.engine
     }
 
     /// The generation of this replica's store.
@@ -98,6 +237,205 @@ impl Replica {
         self.stats
     }
 
+    /// Number of keys held, tombstones included.
+    pub fn len(&self) -> usize {
+        self.keys
+    }
+
+    /// Number of keys whose newest record is a value (expired or not).
+    pub fn live_len(&self) -> usize {
+        self.live
+    }
+
+    /// True when no key is held.
+    pub fn is_empty(&self) -> bool {
+        self.keys == 0
+    }
+
+    /// The newest record of `key`, tombstones included.
+    pub fn get(&self, key: &str) -> Result<Option<Record>, StorageError> {
+        self.engine.get(&StoreKey::of(key))
+    }
+
+    /// Up to `limit` keys after `after` (from the start when `None`), in ring
+    /// order (token, then key).
+    pub fn page(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Record)>, StorageError> {
+        let start = after.map_or(Bound::Unbounded, |k| Bound::Excluded(StoreKey::of(k)));
+        Ok(self
+            .engine
+            .scan(start, Token::MAX, limit)?
+            .into_iter()
+            .map(|(at, r)| (at.key, r))
+            .collect())
+    }
+
+    /// Removes each key whose stored version is still the one given (a handoff
+    /// that raced a newer write keeps the newer write); returns how many.
+    pub fn remove_if_versions(
+        &mut self,
+        keys: Vec<(String, Version)>,
+    ) -> Result<usize, StorageError> {
+        let mut staged = Staged::default();
+        let mut seen = std::collections::BTreeSet::new();
+        for (key, version) in keys {
+            let at = StoreKey::of(&key);
+            if !seen.insert(at.clone()) {
+                continue;
+            }
+            if let Some(old) = self.engine.get(&at)? {
+                if old.version == version {
+                    staged.remove(at, &old);
+                }
+            }
+        }
+        let removed = staged.changes.len();
+        self.commit(staged)?;
+        Ok(removed)
+    }
+
+    /// One step of the background sweep, over at most `budget` records from
+    /// where the last step stopped: values expired at `now_ms` become tombstones
+    /// of their version (they read, merge and repair as before, without their
+    /// bytes), tombstones older than `cutoff_ms` are removed. Its cost is bounded
+    /// per step, whatever the size of the store.
+    pub fn sweep(
+        &mut self,
+        now_ms: u64,
+        cutoff_ms: u64,
+        budget: usize,
+    ) -> Result<Swept, StorageError> {
+        let budget = budget.max(1);
+        let page = self
+            .engine
+            .scan(self.sweep_from.clone(), Token::MAX, budget)?;
+        let mut swept = Swept {
+            scanned: page.len(),
+            wrapped: page.len() < budget,
+            ..Swept::default()
+        };
+        let next = match page.last() {
+            Some((last, _)) if !swept.wrapped => Bound::Excluded(last.clone()),
+            _ => Bound::Unbounded,
+        };
+        let mut staged = Staged::default();
+        for (at, record) in page {
+            if record.is_tombstone() {
+                if millis_of(record.version.ts) < cutoff_ms {
+                    staged.remove(at, &record);
+                    swept.collected += 1;
+                }
+            } else if record.is_expired(now_ms) {
+                let tombstone = Record::tombstone(record.version);
+                staged.put(at, Some(&record), tombstone);
+                swept.expired += 1;
+            }
+        }
+        self.commit(staged)?;
+        self.sweep_from = next;
+        Ok(swept)
+    }
+
+    fn commit(&mut self, staged: Staged) -> Result<(), StorageError> {
+        if staged.changes.is_empty() {
+            return Ok(());
+        }
+        self.engine.write(staged.changes)?;
+        for (t, h) in staged.toggles {
+            self.segments.toggle_hash(t, h);
+        }
+        self.keys = self.keys.saturating_add_signed(staged.keys);
+        self.live = self.live.saturating_add_signed(staged.live);
+        Ok(())
+    }
+
+    /// Calls `each` on every record whose token lies in `first..=last`.
+    fn each_in(
+        &self,
+        first: Token,
+        last: Token,
+        mut each: impl FnMut(&StoreKey, &Record),
+    ) -> Result<(), StorageError> {
+        let mut start = Bound::Included(StoreKey::first_at(first));
+        loop {
+            let page = self.engine.scan(start, last, PAGE)?;
+            for (at, r) in &page {
+                each(at, r);
+            }
+            match page.last() {
+                Some((at, _)) if page.len() == PAGE => start = Bound::Excluded(at.clone()),
+                _ => return Ok(()),
+            }
+        }
+    }
+
+    /// Anti-entropy digest: per bucket (a token prefix; `buckets` rounded down
+    /// to a power of two, at most 65,536), the XOR of the hashes of `(key,
+    /// version)` of the records in `ranges`. Whole segments come from the
+    /// digests kept up to date by every write; only the ends of a range that cut
+    /// through a segment are scanned.
+    pub fn digest(
+        &self,
+        ranges: &[(Token, Token)],
+        buckets: u32,
+    ) -> Result<Vec<u64>, StorageError> {
+        let bits = bucket_bits(buckets);
+        let shift = SEGMENT_BITS - bits;
+        let mut digest = vec![0u64; 1 << bits];
+        for (lo, hi) in intervals(ranges) {
+            for s in segment_of(lo)..=segment_of(hi) {
+                let (first, last) = segment_span(s);
+                let (a, b) = (lo.max(first), hi.min(last));
+                if (a, b) == (first, last) {
+                    digest[s >> shift] ^= self.segments.get(s);
+                } else {
+                    self.each_in(a, b, |at, r| {
+                        digest[bucket_of(at.token, bits)] ^= item_hash(&at.key, r.version);
+                    })?;
+                }
+            }
+        }
+        Ok(digest)
+    }
+
+    /// Anti-entropy: the versions of the records in `ranges` whose bucket (as
+    /// [`Replica::digest`] numbers them) is one of `wanted`; one scan per wanted
+    /// bucket and range.
+    pub fn versions(
+        &self,
+        ranges: &[(Token, Token)],
+        buckets: u32,
+        wanted: &[u32],
+    ) -> Result<Vec<(String, Version)>, StorageError> {
+        let bits = bucket_bits(buckets);
+        let mut want = vec![false; 1 << bits];
+        for &b in wanted {
+            if let Some(w) = want.get_mut(b as usize) {
+                *w = true;
+            }
+        }
+        let mut out = Vec::new();
+        for (lo, hi) in intervals(ranges) {
+            let (first_bucket, last_bucket) = (bucket_of(lo, bits), bucket_of(hi, bits));
+            let wanted_here = want
+                .iter()
+                .enumerate()
+                .skip(first_bucket)
+                .take(last_bucket + 1 - first_bucket)
+                .filter(|(_, w)| **w);
+            for (b, _) in wanted_here {
+                let (first, last) = bucket_span(b, bits);
+                self.each_in(lo.max(first), hi.min(last), |at, r| {
+                    out.push((at.key.clone(), r.version));
+                })?;
+            }
+        }
+        Ok(out)
+    }
+
     fn too_far_ahead(&mut self, record: &Record, now_ms: u64) -> bool {
         let ahead = millis_of(record.version.ts) > now_ms.saturating_add(self.max_ahead_ms);
         if ahead {
@@ -106,74 +444,129 @@ impl Replica {
         ahead
     }
 
-    /// Serves one request at wall-clock `now_ms`.
+    /// Merges records (repair, handoff, hints): each one newer than what the
+    /// store holds replaces it; a record from the future is skipped, not the
+    /// batch (and counted).
+    fn merge(&mut self, records: Vec<(String, Record)>, now_ms: u64) -> Result<(), StorageError> {
+        let mut newest: BTreeMap<StoreKey, Record> = BTreeMap::new();
+        for (key, record) in records {
+            if self.too_far_ahead(&record, now_ms) {
+                continue;
+            }
+            let at = StoreKey::of(&key);
+            match newest.get(&at) {
+                Some(r) if r.version >= record.version => {}
+                _ => {
+                    newest.insert(at, record);
+                }
+            }
+        }
+        let mut staged = Staged::default();
+        for (at, record) in newest {
+            let old = self.engine.get(&at)?;
+            if old.as_ref().is_none_or(|o| o.version < record.version) {
+                staged.put(at, old.as_ref(), record);
+            }
+        }
+        self.commit(staged)
+    }
+
+    /// Serves one request at wall-clock `now_ms`. An engine failure is answered
+    /// as [`ReplicaResponse::Error`] (and counted), never acknowledged.
     pub fn serve(&mut self, request: ReplicaRequest, now_ms: u64) -> ReplicaResponse {
         if self.leaving && request.writes() {
             return ReplicaResponse::Error("leaving the cluster".into());
         }
-        match request {
+        match self.try_serve(request, now_ms) {
+            Ok(response) => response,
+            Err(e) => {
+                self.stats.errors.count(&e);
+                ReplicaResponse::Error(format!("storage: {e}"))
+            }
+        }
+    }
+
+    fn try_serve(
+        &mut self,
+        request: ReplicaRequest,
+        now_ms: u64,
+    ) -> Result<ReplicaResponse, StorageError> {
+        Ok(match request {
             ReplicaRequest::Read { key, expect } => {
                 if !self.authoritative || expect.is_some_and(|e| e != self.store_gen) {
                     self.stats.not_authoritative += 1;
-                    return ReplicaResponse::NotAuthoritative;
+                    return Ok(ReplicaResponse::NotAuthoritative);
                 }
-                ReplicaResponse::Read(self.store.get(&key).cloned())
+                ReplicaResponse::Read(self.get(&key)?)
             }
             ReplicaRequest::Put { key, record, check } => {
                 if self.too_far_ahead(&record, now_ms) {
-                    return ReplicaResponse::Error(format!(
+                    return Ok(ReplicaResponse::Error(format!(
                         "version {} is more than {} ms ahead of this replica's clock",
                         record.version, self.max_ahead_ms
-                    ));
+                    )));
                 }
-                let held = self.store.get(&key).map(|r| r.version);
+                let at = StoreKey::of(&key);
+                let old = self.engine.get(&at)?;
+                let held = old.as_ref().map(|r| r.version);
                 match (check, held) {
                     (PutCheck::Newer, Some(h)) if h > record.version => {
                         self.stats.stale += 1;
-                        return ReplicaResponse::Stale(h);
+                        return Ok(ReplicaResponse::Stale(h));
                     }
                     (PutCheck::Expect(expected), Some(h)) if Some(h) > expected => {
                         self.stats.conflicts += 1;
-                        return ReplicaResponse::Conflict(h);
+                        return Ok(ReplicaResponse::Conflict(h));
                     }
                     _ => {}
                 }
-                self.store.apply(&key, record);
+                if held.is_none_or(|h| h < record.version) {
+                    let mut staged = Staged::default();
+                    staged.put(at, old.as_ref(), record);
+                    self.commit(staged)?;
+                }
                 ReplicaResponse::Written
             }
             ReplicaRequest::Write { key, record } => {
                 if self.too_far_ahead(&record, now_ms) {
-                    return ReplicaResponse::Error("version too far ahead".into());
+                    return Ok(ReplicaResponse::Error("version too far ahead".into()));
                 }
-                self.store.apply(&key, record);
+                self.merge(vec![(key, record)], now_ms)?;
                 ReplicaResponse::Written
             }
             ReplicaRequest::WriteBatch { records } => {
-                for (key, record) in records {
-                    // A record from the future is skipped, not the batch: the rest
-                    // of a handoff still arrives (and the skipped one is counted).
-                    if !self.too_far_ahead(&record, now_ms) {
-                        self.store.apply(&key, record);
-                    }
-                }
+                self.merge(records, now_ms)?;
                 ReplicaResponse::Written
             }
-            ReplicaRequest::ReadBatch { keys } => ReplicaResponse::Records(
-                keys.into_iter()
-                    .filter_map(|k| self.store.get(&k).cloned().map(|r| (k, r)))
-                    .collect(),
-            ),
+            ReplicaRequest::ReadBatch { keys } => {
+                let mut records = Vec::with_capacity(keys.len());
+                for key in keys {
+                    if let Some(r) = self.get(&key)? {
+                        records.push((key, r));
+                    }
+                }
+                ReplicaResponse::Records(records)
+            }
             ReplicaRequest::Digest { ranges, buckets } => {
-                ReplicaResponse::Digest(ops::digest(&self.store, &ranges, buckets))
+                ReplicaResponse::Digest(self.digest(&ranges, buckets)?)
             }
             ReplicaRequest::Versions {
                 ranges,
                 buckets,
                 wanted,
-            } => ReplicaResponse::Versions(ops::versions(&self.store, &ranges, buckets, &wanted)),
+            } => ReplicaResponse::Versions(self.versions(&ranges, buckets, &wanted)?),
             ReplicaRequest::Synced { .. } => ReplicaResponse::Error("not a storage request".into()),
-        }
+        })
     }
+}
+
+/// The first and last token of bucket `b` among `1 << bits`.
+fn bucket_span(b: usize, bits: u32) -> (Token, Token) {
+    if bits == 0 {
+        return (0, Token::MAX);
+    }
+    let first = (b as u64) << (64 - bits);
+    (first, first | (Token::MAX >> bits))
 }
 
 #[cfg(test)]
@@ -225,7 +618,10 @@ mod tests {
             "the same version again is the same write"
         );
         assert_eq!(r.stats().stale, 1);
-        assert_eq!(r.store().get("k").map(|x| x.version), Some(v(NOW, 2)));
+        assert_eq!(
+            r.get("k").expect("in memory").map(|x| x.version),
+            Some(v(NOW, 2))
+        );
     }
 
     #[test]
@@ -242,7 +638,10 @@ mod tests {
             records: vec![("k".into(), old)],
         };
         assert_eq!(r.serve(batch, NOW), ReplicaResponse::Written);
-        assert_eq!(r.store().get("k").map(|x| x.version), Some(v(NOW, 2)));
+        assert_eq!(
+            r.get("k").expect("in memory").map(|x| x.version),
+            Some(v(NOW, 2))
+        );
     }
 
     #[test]
@@ -293,11 +692,7 @@ mod tests {
             ],
         };
         assert_eq!(r.serve(batch, NOW), ReplicaResponse::Written);
-        assert_eq!(
-            r.store().len(),
-            1,
-            "only the record within the bound is stored"
-        );
+        assert_eq!(r.len(), 1, "only the record within the bound is stored");
         assert_eq!(r.stats().too_far_ahead, 3);
     }
 

@@ -2,7 +2,9 @@
 //! SIGSTOP/SIGCONT, SIGTERM, restart, and a minimal blocking HTTP client.
 //!
 //! Every process started here is killed by PID when the `Cluster` is dropped; every
-//! wait is bounded in time. One cluster runs at a time: a `Cluster` holds a
+//! wait is bounded in time. Unless its flags say `--in-memory`, each node keeps
+//! its data in a directory of its own under a temporary directory the cluster
+//! creates and removes when dropped, so no run reads another run's data. One cluster runs at a time: a `Cluster` holds a
 //! process-wide lock from its start until it is dropped, because several clusters
 //! on two cores starve each other's SWIM threads into false suspicions.
 
@@ -110,6 +112,8 @@ pub struct Cluster {
     pub introducers: Vec<Option<usize>>,
     /// Extra environment of each node's process.
     pub env: Vec<Vec<(String, String)>>,
+    /// Where the nodes' data directories live (removed on drop).
+    pub data: std::path::PathBuf,
     _turn: MutexGuard<'static, ()>,
 }
 
@@ -127,12 +131,15 @@ impl Cluster {
         env_of: impl Fn(usize) -> Vec<(String, String)>,
     ) -> Cluster {
         let turn = ONE_CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
+        let data = std::env::temp_dir().join(format!("swimkv-e2e-{}-{base}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&data);
         let mut c = Cluster {
             base,
             procs: Vec::new(),
             args: args.iter().map(|s| s.to_string()).collect(),
             introducers: Vec::new(),
             env: Vec::new(),
+            data,
             _turn: turn,
         };
         for i in 0..n {
@@ -163,6 +170,11 @@ impl Cluster {
         self.base + i as u16
     }
 
+    /// Peer RPC port of node `i` (HTTP port + 5000).
+    pub fn peer_port(&self, i: usize) -> u16 {
+        self.port(i) + 5_000
+    }
+
     /// Member name of node `i`.
     pub fn name(&self, i: usize) -> String {
         format!("127.0.0.1:{}", self.port(i))
@@ -177,11 +189,36 @@ impl Cluster {
         if let Some(env) = self.env.get(i) {
             cmd.envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         }
-        cmd.args(&self.args)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
+        // Peer RPC below the ephemeral port range (32768 and up on Linux), where
+        // an outgoing connection of any process could hold the port.
+        cmd.arg("--peer-port").arg(self.peer_port(i).to_string());
+        if !self.args.iter().any(|a| a == "--in-memory") {
+            cmd.arg("--data-dir").arg(self.data_dir(i));
+        }
+        cmd.args(&self.args).stdout(Stdio::null());
+        // SWIMKV_E2E_LOGS=dir keeps every node's log in dir/<port>.log (debugging).
+        let log = std::env::var_os("SWIMKV_E2E_LOGS").and_then(|dir| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(std::path::Path::new(&dir).join(format!("{}.log", self.port(i))))
+                .ok()
+        });
+        match log {
+            Some(file) => cmd.env("RUST_LOG", "info").stderr(file),
+            None => cmd.env("RUST_LOG", "warn").stderr(Stdio::null()),
+        };
         cmd.spawn().expect("start swimkv")
+    }
+
+    /// The data directory of node `i`.
+    pub fn data_dir(&self, i: usize) -> std::path::PathBuf {
+        self.data.join(self.port(i).to_string())
+    }
+
+    /// Removes node `i`'s data directory (the node must not be running).
+    pub fn wipe(&self, i: usize) {
+        let _ = std::fs::remove_dir_all(self.data_dir(i));
     }
 
     /// kill -9 node `i`.
@@ -322,5 +359,6 @@ impl Drop for Cluster {
             self.signal(i, "-CONT");
             self.kill(i);
         }
+        let _ = std::fs::remove_dir_all(&self.data);
     }
 }

@@ -514,7 +514,7 @@ fn garbage_on_every_port_is_refused_counted_and_changes_nothing() {
     );
 
     let t = Instant::now();
-    let rpc = send_rpc(&mut rng, c.port(0) + 10_000, cluster);
+    let rpc = send_rpc(&mut rng, c.peer_port(0), cluster);
     eprintln!("peer RPC garbage in {:?}: {rpc:?}", t.elapsed());
 
     // The node still answers, and right.

@@ -57,7 +57,7 @@ fn lost(c: &Cluster, keys: &[String], seed: u64) -> Vec<String> {
 }
 
 fn rolling_restart(base: u16, kill: bool) {
-    let mut c = Cluster::start(base, 5, &[]);
+    let mut c = Cluster::start(base, 5, &["--in-memory"]);
     assert!(all_alive(&c, 5, 10 * SECOND), "5 nodes did not converge");
     let keys = keys(2_000);
     write_all(&c, &keys, value);
@@ -112,7 +112,7 @@ fn a_rolling_restart_with_kill_9_waiting_only_for_ready_loses_no_key() {
 
 #[test]
 fn reads_of_every_key_while_a_node_restarts_never_answer_404_for_an_existing_key() {
-    let mut c = Cluster::start(23200, 5, &[]);
+    let mut c = Cluster::start(23200, 5, &["--in-memory"]);
     assert!(all_alive(&c, 5, 10 * SECOND));
     let keys = keys(500);
     write_all(&c, &keys, value);
@@ -176,7 +176,7 @@ fn reads_of_every_key_while_a_node_restarts_never_answer_404_for_an_existing_key
 
 #[test]
 fn a_node_that_sees_every_other_member_dead_refuses_a_quorum_write_with_503() {
-    let c = Cluster::start(23300, 3, &[]);
+    let c = Cluster::start(23300, 3, &["--in-memory"]);
     assert!(all_alive(&c, 3, 10 * SECOND));
     c.signal(1, "-STOP");
     c.signal(2, "-STOP");
@@ -217,7 +217,7 @@ fn a_node_that_sees_every_other_member_dead_refuses_a_quorum_write_with_503() {
 
 #[test]
 fn a_restarted_node_answers_503_not_joined_until_it_has_joined() {
-    let mut c = Cluster::start(23400, 3, &[]);
+    let mut c = Cluster::start(23400, 3, &["--in-memory"]);
     assert!(all_alive(&c, 3, 10 * SECOND));
     let a = http(c.port(1), "POST", "/d/k", b"v", 5 * SECOND);
     assert_eq!(a.status, 200, "{}", a.text());
@@ -259,7 +259,7 @@ fn a_restarted_node_answers_503_not_joined_until_it_has_joined() {
 
 #[test]
 fn twenty_leaves_and_rejoins_of_random_nodes_under_a_write_load_lose_no_acknowledged_key() {
-    let mut c = Cluster::start(23500, 5, &[]);
+    let mut c = Cluster::start(23500, 5, &["--in-memory"]);
     assert!(all_alive(&c, 5, 10 * SECOND));
     let stop = AtomicBool::new(false);
     let acked = Mutex::new(Vec::new());

@@ -1,10 +1,11 @@
 //! End-to-end tests: the real `swimkv` binary as separate processes on loopback.
 //!
-//! Each test uses its own port range (HTTP/UDP base..base+n, peer RPC +10000), so
-//! tests may run in parallel. Processes are killed by PID when a test ends.
+//! Each test uses its own port range (HTTP/UDP base..base+n, peer RPC +5000, below
+//! the ephemeral ports), and one cluster runs at a time. Processes are killed by PID when a test ends.
 
 mod cluster;
 mod copies;
+mod durability;
 mod garbage;
 mod lifecycle;
 mod semantics;

@@ -647,7 +647,7 @@ impl World {
                 }
                 let mut out = Vec::new();
                 if let Some(p) = self.nodes[node].process.as_mut() {
-                    let page = p.replica.store().page(after.as_deref(), limit);
+                    let page = p.replica.page(after.as_deref(), limit).expect("in memory");
                     p.stab.on_page(walk, page, &mut out);
                 }
                 self.stab_effects(node, out);
@@ -1011,9 +1011,7 @@ impl World {
                     }
                     WalkEffect::Drop(keys) => {
                         if let Some(p) = self.nodes[i].process.as_mut() {
-                            for (k, v) in keys {
-                                p.replica.store_mut().remove_if_version(&k, v);
-                            }
+                            p.replica.remove_if_versions(keys).expect("in memory");
                         }
                     }
                     WalkEffect::Done(_) => {}
@@ -1133,7 +1131,7 @@ impl World {
             .into_iter()
             .filter_map(|i| {
                 self.process(i)
-                    .map(|p| (i, p.replica.store().get(key).cloned()))
+                    .map(|p| (i, p.replica.get(key).expect("in memory")))
             })
             .collect()
     }

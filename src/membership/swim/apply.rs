@@ -17,7 +17,7 @@ impl Swim {
             return;
         }
         let Some(current) = self.members.get(&u.name) else {
-            if u.state.is_live() {
+            if u.state.on_ring() {
                 self.insert_new(u, out);
             }
             return;
@@ -67,6 +67,7 @@ impl Swim {
             }
             State::Alive => Event::Recovered(u.clone()),
             State::Suspect => Event::Suspected(u.clone()),
+            State::Stopped => Event::Stopped(u.clone()),
             State::Dead => Event::Died(u.clone()),
             State::Left => Event::Left(u.clone()),
         };
@@ -97,9 +98,14 @@ impl Swim {
         }
     }
 
+    /// A member not known before, live or stopped (down, but on the ring:
+    /// remembered, not probed).
     pub(super) fn insert_new(&mut self, u: Update, out: &mut Vec<Effect>) {
         self.departed.remove(&u.name);
-        self.first_member(&u, out);
+        let live = u.state.is_live();
+        if live {
+            self.first_member(&u, out);
+        }
         self.members.insert(
             u.name.clone(),
             Member {
@@ -108,6 +114,10 @@ impl Swim {
             },
         );
         self.gossip.enqueue(u.clone(), false);
+        if !live {
+            out.push(Effect::Notify(Event::Stopped(u)));
+            return;
+        }
         self.add_to_probe_order(&u.name);
         if u.state == State::Suspect {
             self.start_suspicion(&u, out);

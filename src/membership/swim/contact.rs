@@ -27,17 +27,38 @@ impl Swim {
         let dead: Vec<String> = self
             .members
             .values()
-            .filter(|m| m.state() == State::Dead)
+            .filter(|m| matches!(m.state(), State::Dead | State::Stopped))
             .map(|m| m.update.name.clone())
             .collect();
         if let Some(to) = dead.choose(&mut self.rng).cloned() {
             self.send_state(out, to, true);
         }
+        // A member stopped for longer than it can be caught up (its hints are
+        // gone by then) is dead: its ranges move to the next members.
+        let stopped_horizon = self.now.saturating_sub(self.config.stopped_timeout_ms);
+        let expired: Vec<Update> = self
+            .members
+            .values()
+            .filter(|m| m.state() == State::Stopped && m.last_change_ms < stopped_horizon)
+            .map(|m| Update {
+                state: State::Dead,
+                ..m.update.clone()
+            })
+            .collect();
+        for u in expired {
+            if let Some(m) = self.members.get_mut(&u.name) {
+                m.update = u.clone();
+                m.last_change_ms = self.now;
+            }
+            out.push(Effect::Notify(Event::Died(u)));
+        }
         let horizon = self.now.saturating_sub(self.config.dead_reclaim_ms);
         let forgotten: Vec<(String, State)> = self
             .members
             .values()
-            .filter(|m| !m.state().is_live() && m.last_change_ms < horizon)
+            .filter(|m| {
+                !m.state().is_live() && m.state() != State::Stopped && m.last_change_ms < horizon
+            })
             .map(|m| (m.update.name.clone(), m.state()))
             .collect();
         for (name, state) in forgotten {
@@ -81,7 +102,10 @@ impl Swim {
         let dead: Vec<String> = self
             .members
             .values()
-            .filter(|m| m.state() == State::Dead && !self.introducers.contains(&m.update.name))
+            .filter(|m| {
+                matches!(m.state(), State::Dead | State::Stopped)
+                    && !self.introducers.contains(&m.update.name)
+            })
             .map(|m| m.update.name.clone())
             .collect();
         if let Some(to) = dead.choose(&mut self.rng).cloned() {

@@ -117,7 +117,7 @@ impl Swim {
             }
             // Already suspect: this failed probe is an independent confirmation.
             State::Suspect => self.confirm(accusation, out),
-            State::Dead | State::Left => {}
+            State::Stopped | State::Dead | State::Left => {}
         }
     }
 
