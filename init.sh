@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # Starts a local swimkv cluster: NODES nodes on ports BASE_PORT.. (default 24 on 8080-8103).
 # The first node starts alone, the others join through it. Logs go to run/logs/,
-# PIDs to run/pids. Waits until every node sees every node alive and says how long it took.
+# PIDs to run/pids, each node's data to run/data/<port>. Waits until every node
+# sees every node alive and says how long it took.
 #
-#   ./init.sh            start (builds the release binary if needed)
-#   ./init.sh stop       stop exactly the processes this script started
+#   ./init.sh            start (builds the release binary if needed); a cluster
+#                        stopped before comes back with its data
+#   ./init.sh stop       stop exactly the processes this script started (SIGTERM:
+#                        durable nodes sync, keep their data and their place)
+#   ./init.sh clean      remove the data of a stopped cluster (run/data)
 #   ./init.sh status     show which of them are running
 #   NODES=5 BASE_PORT=9000 ./init.sh     another size or first port
 #   SWIMKV_ARGS="-n 3 -r 2 -w 2" ./init.sh   extra flags for every node
@@ -15,6 +19,7 @@ BASE_PORT=${BASE_PORT:-8080}
 RUN_DIR=${RUN_DIR:-run}
 LOGS="$RUN_DIR/logs"
 PIDS="$RUN_DIR/pids"
+DATA="$RUN_DIR/data"
 BIN=${SWIMKV_BIN:-target/release/swimkv}
 WAIT_SECS=${WAIT_SECS:-60}
 
@@ -32,7 +37,7 @@ stop() {
   if [ -n "$pids" ]; then
     # shellcheck disable=SC2086
     kill -TERM $pids 2>/dev/null || true
-    for _ in $(seq 1 50); do
+    for _ in $(seq 1 100); do
       pids=$(running_pids | awk '{print $1}')
       [ -z "$pids" ] && break
       sleep 0.1
@@ -41,7 +46,24 @@ stop() {
     [ -n "$pids" ] && kill -KILL $pids 2>/dev/null || true
   fi
   rm -f "$PIDS"
-  echo "stopped"
+  echo "stopped (data kept in $DATA/; ./init.sh clean removes it)"
+}
+
+clean() {
+  if [ -n "$(running_pids)" ]; then
+    echo "the cluster is running: ./init.sh stop first" >&2
+    exit 1
+  fi
+  rm -rf "$DATA"
+  echo "removed $DATA/"
+}
+
+# Each node's --data-dir (none when SWIMKV_ARGS asks for --in-memory).
+data_dir() {
+  case " ${SWIMKV_ARGS:-} " in
+    *" --in-memory "*) ;;
+    *) echo "--data-dir $DATA/$1" ;;
+  esac
 }
 
 alive_seen_by() {
@@ -63,7 +85,7 @@ start() {
   t0=$(date +%s%N)
   last=$((BASE_PORT + NODES - 1))
   # shellcheck disable=SC2086
-  "$BIN" "$BASE_PORT" ${SWIMKV_ARGS:-} > "$LOGS/$BASE_PORT.log" 2>&1 &
+  "$BIN" "$BASE_PORT" $(data_dir "$BASE_PORT") ${SWIMKV_ARGS:-} > "$LOGS/$BASE_PORT.log" 2>&1 &
   echo "$! $BASE_PORT" >> "$PIDS"
   for _ in $(seq 1 100); do
     curl -s --max-time 1 "http://127.0.0.1:$BASE_PORT/health" >/dev/null 2>&1 && break
@@ -71,7 +93,7 @@ start() {
   done
   for port in $(seq $((BASE_PORT + 1)) "$last"); do
     # shellcheck disable=SC2086
-    "$BIN" "$port" "$BASE_PORT" ${SWIMKV_ARGS:-} > "$LOGS/$port.log" 2>&1 &
+    "$BIN" "$port" "$BASE_PORT" $(data_dir "$port") ${SWIMKV_ARGS:-} > "$LOGS/$port.log" 2>&1 &
     echo "$! $port" >> "$PIDS"
   done
   local deadline=$(( $(date +%s) + WAIT_SECS ))
@@ -91,12 +113,13 @@ start() {
   echo "swimkv: $NODES nodes on ports $BASE_PORT-$last, every node sees $NODES alive after ${ms} ms"
   echo "  dashboard: http://127.0.0.1:$BASE_PORT/"
   echo "  try:       curl -X POST localhost:$BASE_PORT/d/hello -d world; curl localhost:$last/d/hello"
-  echo "  logs:      $LOGS/   pids: $PIDS   stop: ./init.sh stop"
+  echo "  logs:      $LOGS/   data: $DATA/   pids: $PIDS   stop: ./init.sh stop"
 }
 
 case "${1:-start}" in
   start) start ;;
   stop) stop ;;
+  clean) clean ;;
   status) running_pids | awk '{print "pid " $1 " port " $2}' ;;
-  *) echo "usage: $0 [start|stop|status]" >&2; exit 2 ;;
+  *) echo "usage: $0 [start|stop|clean|status]" >&2; exit 2 ;;
 esac

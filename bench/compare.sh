@@ -5,13 +5,19 @@
 #
 #   bench/compare.sh                 # defaults: 5 s per run, 3 rounds
 #   DURATION=10s ROUNDS=5 bench/compare.sh
-#   SYSTEMS="ceiling n3" bench/compare.sh     # a subset (ceiling n1 n3 n24 n24t)
-#   N3_ARGS="--http-workers 2" N24_ARGS=... bench/compare.sh   # extra flags for the n3 / n24 nodes
+#   SYSTEMS="ceiling n3 n3m" bench/compare.sh     # a subset (ceiling n1 n3 n3m n3a n24 n24t)
+#   N3_ARGS="--http-workers 2" N24_ARGS=... bench/compare.sh   # extra flags for the n3* / n24 nodes
 #
-# Systems: ceiling (reference, 2 workers), n1 (3 nodes, N=1), n3 (3 nodes, N=3 R=2 W=2),
-# n24 (24 nodes via init.sh, N=3 R=2 W=2), n24t (the same 24 nodes driven by a token-aware
-# client: each request goes to a replica of its key, swimkv-bench --token-aware). Workloads: GET of preloaded keys, POST of
-# 64-byte values, a 90/10 GET/POST mix; 64 connections spread over the system's nodes.
+# Systems: ceiling (reference, 2 workers), n1 (3 nodes, N=1), n3 (3 nodes, N=3 R=2 W=2,
+# durable, the default --sync periodic), n3m (the same in memory, --in-memory), n3a (the
+# same durable with --sync always), n24 (24 nodes via init.sh, N=3 R=2 W=2), n24t (the
+# same 24 nodes driven by a token-aware client: each request goes to a replica of its key,
+# swimkv-bench --token-aware). Every cluster starts with empty data directories.
+# Workloads: GET of preloaded keys, POST of 64-byte values, a 90/10 GET/POST mix; 64
+# connections spread over the system's nodes. Reported per system and workload: the
+# server's CPU time per request (user + system of all its processes, from /proc; DESIGN
+# section 8's primary measure) and its ratio to the ceiling's, req/s and its ratio,
+# latency, and the load generator's own CPU.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -19,7 +25,7 @@ DURATION=${DURATION:-5s}
 ROUNDS=${ROUNDS:-3}
 CONNS=${CONNS:-64}
 KEYS=${KEYS:-10000}
-SYSTEMS=${SYSTEMS:-"ceiling n1 n3 n24 n24t"}
+SYSTEMS=${SYSTEMS:-"ceiling n1 n3 n3m n24 n24t"}
 WORKLOADS=${WORKLOADS:-"get post mix"}
 CEILING_DIR=${CEILING_DIR:-$ROOT/../shared/bench/ceiling}
 OUT=${OUT:-$ROOT/target/bench}
@@ -48,27 +54,35 @@ targets() { # first-port count
 
 declare -A TARGETS
 declare -A EXTRA
-start_n24() {
-  RUN_DIRS+=("run/bench-n24")
-  RUN_DIR=run/bench-n24 NODES=24 BASE_PORT=9300 SWIMKV_BIN=target/release/swimkv SWIMKV_ARGS="${N24_ARGS:-}" ./init.sh | head -1
+declare -A CPU_PIDS
+# start <system> <run dir> <nodes> <first port> <flags>: a cluster with empty data.
+start_cluster() {
+  local s=$1 dir=$2 nodes=$3 port=$4 flags=$5
+  RUN_DIRS+=("$dir")
+  RUN_DIR=$dir ./init.sh clean >/dev/null
+  local out
+  out=$(RUN_DIR=$dir NODES=$nodes BASE_PORT=$port SWIMKV_BIN=target/release/swimkv SWIMKV_ARGS="$flags" ./init.sh)
+  echo "${out%%$'\n'*}"
+  TARGETS[$s]=$(targets "$port" "$nodes")
+  CPU_PIDS[$s]=$(awk '{print $1}' "$dir/pids" | paste -sd, -)
 }
 for s in $SYSTEMS; do
   case $s in
     ceiling)
       "$CEILING_DIR/target/release/ceiling" 7070 2 >/dev/null 2>&1 &
       PIDS+=($!)
+      CPU_PIDS[ceiling]=$!
       TARGETS[ceiling]=127.0.0.1:7070 ;;
-    n1)
-      RUN_DIRS+=("run/bench-n1")
-      RUN_DIR=run/bench-n1 NODES=3 BASE_PORT=9100 SWIMKV_BIN=target/release/swimkv SWIMKV_ARGS="-n 1 -r 1 -w 1" ./init.sh | head -1
-      TARGETS[n1]=$(targets 9100 3) ;;
-    n3)
-      RUN_DIRS+=("run/bench-n3")
-      RUN_DIR=run/bench-n3 NODES=3 BASE_PORT=9200 SWIMKV_BIN=target/release/swimkv SWIMKV_ARGS="${N3_ARGS:-}" ./init.sh | head -1
-      TARGETS[n3]=$(targets 9200 3) ;;
+    n1) start_cluster n1 run/bench-n1 3 9100 "-n 1 -r 1 -w 1" ;;
+    n3) start_cluster n3 run/bench-n3 3 9200 "${N3_ARGS:-}" ;;
+    n3m) start_cluster n3m run/bench-n3m 3 9400 "--in-memory ${N3_ARGS:-}" ;;
+    n3a) start_cluster n3a run/bench-n3a 3 9500 "--sync always ${N3_ARGS:-}" ;;
     n24|n24t)
-      [ -n "${TARGETS[n24]:-}${TARGETS[n24t]:-}" ] || start_n24
+      if [ -z "${TARGETS[n24]:-}${TARGETS[n24t]:-}" ]; then
+        start_cluster n24 run/bench-n24 24 9300 "${N24_ARGS:-}"
+      fi
       TARGETS[$s]=$(targets 9300 24)
+      CPU_PIDS[$s]=${CPU_PIDS[n24]}
       [ "$s" = n24t ] && EXTRA[n24t]="--token-aware" ;;
     *) echo "unknown system $s" >&2; exit 2 ;;
   esac
@@ -95,6 +109,8 @@ cluster_suspicions() {
   case $1 in
     n1) first=9100; n=3; present=${TARGETS[n1]:-} ;;
     n3) first=9200; n=3; present=${TARGETS[n3]:-} ;;
+    n3m) first=9400; n=3; present=${TARGETS[n3m]:-} ;;
+    n3a) first=9500; n=3; present=${TARGETS[n3a]:-} ;;
     n24) first=9300; n=24; present=${TARGETS[n24]:-}${TARGETS[n24t]:-} ;;
   esac
   [ -n "$present" ] || return 0
@@ -105,23 +121,24 @@ cluster_suspicions() {
   echo "$total"
 }
 declare -A SUSPICIONS_BEFORE
-for s in n1 n3 n24; do SUSPICIONS_BEFORE[$s]=$(cluster_suspicions "$s"); done
+for s in n1 n3 n3m n3a n24; do SUSPICIONS_BEFORE[$s]=$(cluster_suspicions "$s"); done
 
 for round in $(seq 1 "$ROUNDS"); do
   for w in $WORKLOADS; do
     for s in $SYSTEMS; do
       # shellcheck disable=SC2046
       json=$("$BENCH" --targets "${TARGETS[$s]}" --connections "$CONNS" --duration "$DURATION" \
-        --warmup 1s --keys "$KEYS" --value-size 64 $(mix_args "$w") ${EXTRA[$s]:-} --json)
+        --warmup 1s --keys "$KEYS" --value-size 64 $(mix_args "$w") ${EXTRA[$s]:-} \
+        --cpu-pids "${CPU_PIDS[$s]}" --json)
       echo "{\"round\":$round,\"system\":\"$s\",\"workload\":\"$w\",\"result\":$json}" >> "$RESULTS"
-      printf "round %s %-7s %-4s %10s req/s\n" "$round" "$s" "$w" \
-        "$(echo "$json" | python3 -c 'import json,sys; print(round(json.load(sys.stdin)["ops_per_sec"]))')"
+      printf "round %s %-7s %-4s %s\n" "$round" "$s" "$w" \
+        "$(echo "$json" | python3 -c 'import json,sys; r=json.load(sys.stdin); print("%8d req/s %7.1f us CPU/req" % (round(r["ops_per_sec"]), r.get("server_cpu_us_per_op") or 0))')"
     done
   done
 done
 
 # DESIGN section 8: no member may ever be suspected under load.
-for s in n1 n3 n24; do
+for s in n1 n3 n3m n3a n24; do
   [ -n "${SUSPICIONS_BEFORE[$s]:-}" ] || continue
   after=$(cluster_suspicions "$s")
   echo "members suspected during the measured runs, summed over the $s nodes: $((after - SUSPICIONS_BEFORE[$s]))"
@@ -136,17 +153,27 @@ by = {}
 for r in rows:
     res = r["result"]
     errors = sum(res.get("errors", {}).values())
-    by.setdefault((r["system"], r["workload"]), []).append((res["ops_per_sec"], res["latency_us"]["p50"], res["latency_us"]["p99"], errors))
-targets = {("n3", "get"): 0.50, ("n3", "post"): 0.40, ("n24", "get"): 0.35, ("n24", "post"): 0.35}
-print(f"{'system':8} {'workload':8} {'req/s':>10} {'ratio':>7} {'target':>7} {'p50 us':>8} {'p99 us':>8} {'errors':>7}")
+    by.setdefault((r["system"], r["workload"]), []).append({
+        "rps": res["ops_per_sec"], "p50": res["latency_us"]["p50"], "p99": res["latency_us"]["p99"],
+        "errors": errors, "cpu": res.get("server_cpu_us_per_op") or float("nan"),
+        "client": (res.get("client_cpu_s") or 0) / max(res.get("duration_s") or 1, 1e-9),
+    })
+# DESIGN section 8 targets: server CPU per request as a multiple of the ceiling's.
+targets = {("n3m", "get"): 2.5, ("n3m", "post"): 3.0, ("n24", "get"): 5.0, ("n24", "post"): 5.5}
+med = lambda vals, k: statistics.median(v[k] for v in vals)
+print(f"{'system':8} {'workload':8} {'CPU us/req':>10} {'x ceil':>7} {'target':>7} {'req/s':>8} {'min-max':>15} {'of ceil':>7} {'p50 us':>7} {'p99 us':>7} {'client':>6} {'errors':>6}")
 for (s, w), vals in sorted(by.items()):
-    med = statistics.median(v[0] for v in vals)
-    p50 = statistics.median(v[1] for v in vals)
-    p99 = statistics.median(v[2] for v in vals)
-    err = sum(v[3] for v in vals)
     ceil = by.get(("ceiling", w))
-    ratio = med / statistics.median(v[0] for v in ceil) if ceil else float("nan")
+    cpu, rps = med(vals, "cpu"), med(vals, "rps")
+    cpu_x = cpu / med(ceil, "cpu") if ceil else float("nan")
+    rps_x = rps / med(ceil, "rps") if ceil else float("nan")
+    lo, hi = min(v["rps"] for v in vals), max(v["rps"] for v in vals)
     t = targets.get((s, w))
-    tgt = f">={t:.0%}" if t else ""
-    print(f"{s:8} {w:8} {med:10.0f} {ratio:7.1%} {tgt:>7} {p50:8.0f} {p99:8.0f} {err:7d}")
+    tgt = f"<={t:.1f}x" if t else ""
+    err = sum(v["errors"] for v in vals)
+    print(f"{s:8} {w:8} {cpu:10.1f} {cpu_x:6.2f}x {tgt:>7} {rps:8.0f} {lo:7.0f}-{hi:<7.0f} {rps_x:7.1%} {med(vals, 'p50'):7.0f} {med(vals, 'p99'):7.0f} {med(vals, 'client'):5.0%} {err:6d}")
+for w in ("get", "post", "mix"):
+    d, m = by.get(("n3", w)), by.get(("n3m", w))
+    if d and m:
+        print(f"durable (n3) over in-memory (n3m), {w}: {med(d, 'cpu') / med(m, 'cpu'):.2f}x CPU per request")
 PY

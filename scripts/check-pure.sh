@@ -7,7 +7,7 @@ pure="src/membership/swim.rs src/membership/swim/apply.rs src/membership/swim/pr
 src/membership/message.rs src/membership/clock.rs src/membership/swim/receive.rs src/membership/swim/contact.rs
 src/ring/hash.rs src/ring/ring.rs src/ring/snapshot.rs src/storage/hlc.rs src/storage/record.rs
 src/storage/memory.rs src/storage/ops.rs src/storage/replica.rs src/storage/key.rs
-src/storage/engine.rs src/storage/segments.rs src/storage/hints.rs src/replication/quorum.rs
+src/storage/engine.rs src/storage/segments.rs src/storage/hints.rs src/storage/held.rs src/replication/quorum.rs
 src/replication/coordinator.rs src/replication/coordinator/op.rs src/replication/placement.rs
 src/replication/handoff.rs src/replication/stabilization.rs src/transport/wire.rs"
 [ -f src/replication/rebalance.rs ] && pure="$pure src/replication/rebalance.rs"

@@ -613,6 +613,76 @@ fn a_crashed_node_restarted_with_a_higher_generation_is_alive_everywhere_within_
     }
 }
 
+#[test]
+fn a_stopped_node_keeps_its_place_unprobed_until_it_returns_or_its_timeout_declares_it_dead() {
+    const N: usize = 20;
+    for seed in seeds(5) {
+        let mut config = SwimConfig::default();
+        config.stopped_timeout_ms = 120 * config.protocol_period_ms;
+        let mut sim = joined(seed, N, config, 15);
+        let victim = 1 + (seed as usize * 7) % (N - 1);
+        let others: Vec<usize> = (0..N).filter(|&i| i != victim).collect();
+        let from = sim.notices.len();
+        sim.stop(victim);
+        let stopped_at = sim.now();
+        let seen = sim.run_until_true(stopped_at + 5 * sim.period_ms(), 50, |s| {
+            others
+                .iter()
+                .all(|&o| s.state(o, victim) == Some(State::Stopped))
+        });
+        assert!(
+            seen.is_some(),
+            "seed {seed}: the stop announcement did not reach everyone"
+        );
+        // Not probed, so never suspected nor declared dead while within its timeout.
+        sim.run_for(60 * sim.period_ms());
+        let accused = notices_about(&sim, from, victim, |e| {
+            matches!(e, Event::Suspected(_) | Event::Died(_))
+        });
+        assert!(
+            others
+                .iter()
+                .all(|&o| sim.state(o, victim) == Some(State::Stopped)),
+            "seed {seed}: a stopped member left its state within the timeout"
+        );
+        assert!(
+            accused.is_empty(),
+            "seed {seed}: a stopped member was suspected or declared dead: {accused:?}"
+        );
+        // It comes back (a new process with its data): alive everywhere.
+        let generation = sim.restart(victim);
+        let back = sim.run_until_true(sim.now() + 10 * sim.period_ms(), 50, |s| {
+            others.iter().all(|&o| {
+                s.view(o, victim)
+                    .is_some_and(|u| u.generation == generation && u.state == State::Alive)
+            })
+        });
+        assert!(
+            back.is_some(),
+            "seed {seed}: the returning node is not alive everywhere"
+        );
+        // Stopped again and never back: dead once the timeout passed.
+        sim.stop(victim);
+        let stopped_at = sim.now();
+        sim.run_for(110 * sim.period_ms());
+        assert!(
+            others
+                .iter()
+                .all(|&o| sim.state(o, victim) == Some(State::Stopped)),
+            "seed {seed}: declared dead before its stopped timeout"
+        );
+        let dead = sim.run_until_true(stopped_at + 150 * sim.period_ms(), 100, |s| {
+            others
+                .iter()
+                .all(|&o| s.state(o, victim) == Some(State::Dead))
+        });
+        assert!(
+            dead.is_some(),
+            "seed {seed}: a node stopped for good is never declared dead"
+        );
+    }
+}
+
 /// Traffic per node per period in a steady cluster of one size.
 #[derive(Debug)]
 struct Steady {

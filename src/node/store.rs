@@ -22,6 +22,10 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// Recently written keys whose version a durable replica keeps in memory
+/// (about 100 bytes each, at most twice this many).
+const HELD_CACHE_KEYS: usize = 16_384;
+
 /// The longest a start waits for its clock to pass the previous run's mark.
 const MAX_MARK_WAIT_MS: u64 = 5_000;
 
@@ -123,12 +127,14 @@ fn open_durable(
         ))
     })?;
     let engine: Box<dyn Engine> = Box::new(engine);
-    let replica = Replica::open(engine, decision.meta.store, max_offset).map_err(|e| {
-        StartError(format!(
-            "cannot read the store in {}: {e}",
-            dir.engine_path().display()
-        ))
-    })?;
+    let replica = Replica::open(engine, decision.meta.store, max_offset)
+        .map_err(|e| {
+            StartError(format!(
+                "cannot read the store in {}: {e}",
+                dir.engine_path().display()
+            ))
+        })?
+        .with_held_cache(HELD_CACHE_KEYS);
     log::info!(
         "data directory {}: {} keys ({} live) opened in {} ms{}",
         path.display(),

@@ -30,6 +30,10 @@ const NOW: u64 = 1_700_000_000_000;
 trait Maker {
     type E: Engine;
     fn make(&mut self) -> Self::E;
+    /// Keys the replica's held cache keeps (0: none).
+    fn held_cache(&self) -> usize {
+        0
+    }
 }
 
 struct Memory;
@@ -54,6 +58,21 @@ impl Maker for Fjall {
     }
 }
 
+/// Fjall behind a held cache small enough that its generations turn over
+/// within every test.
+#[derive(Default)]
+struct FjallCached(Fjall);
+
+impl Maker for FjallCached {
+    type E = FjallEngine;
+    fn make(&mut self) -> FjallEngine {
+        self.0.make()
+    }
+    fn held_cache(&self) -> usize {
+        3
+    }
+}
+
 fn v(ms: u64, node: u64) -> Version {
     Version {
         ts: pack(ms, 0),
@@ -66,7 +85,10 @@ fn value(version: Version, bytes: &'static [u8]) -> Record {
 }
 
 fn replica<M: Maker>(m: &mut M) -> Replica<M::E> {
-    Replica::open(m.make(), 1, 500).unwrap()
+    let cache = m.held_cache();
+    Replica::open(m.make(), 1, 500)
+        .unwrap()
+        .with_held_cache(cache)
 }
 
 fn written(r: &mut Replica<impl Engine>, request: ReplicaRequest) {
@@ -453,6 +475,9 @@ macro_rules! both_engines {
         }
         mod fjall {
             $(#[test] fn $name() { super::$name(&mut super::Fjall::default()); })*
+        }
+        mod fjall_cached {
+            $(#[test] fn $name() { super::$name(&mut super::FjallCached::default()); })*
         }
     };
 }

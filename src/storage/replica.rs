@@ -21,6 +21,7 @@
 //! panics on any request. Pure: the wall clock is an argument.
 
 use super::engine::{Change, Engine, StorageError};
+use super::held::{Held, HeldCache};
 use super::hlc::millis_of;
 use super::key::StoreKey;
 use super::memory::MemoryStore;
@@ -94,32 +95,35 @@ pub struct Swept {
 struct Staged {
     changes: Vec<Change>,
     toggles: Vec<(Token, u64)>,
+    held: Vec<(StoreKey, Option<Held>)>,
     keys: isize,
     live: isize,
 }
 
 impl Staged {
     /// Replaces `old` (if any) at `at` with `new`.
-    fn put(&mut self, at: StoreKey, old: Option<&Record>, new: Record) {
+    fn put(&mut self, at: StoreKey, old: Option<Held>, new: Record) {
         if let Some(old) = old {
             self.toggles
                 .push((at.token, item_hash(&at.key, old.version)));
-            self.live -= isize::from(!old.is_tombstone());
+            self.live -= isize::from(!old.tombstone);
         } else {
             self.keys += 1;
         }
         self.toggles
             .push((at.token, item_hash(&at.key, new.version)));
         self.live += isize::from(!new.is_tombstone());
+        self.held.push((at.clone(), Some(Held::of(&new))));
         self.changes.push(Change::Put(at, new));
     }
 
     /// Removes `old` at `at`.
-    fn remove(&mut self, at: StoreKey, old: &Record) {
+    fn remove(&mut self, at: StoreKey, old: Held) {
         self.toggles
             .push((at.token, item_hash(&at.key, old.version)));
         self.keys -= 1;
-        self.live -= isize::from(!old.is_tombstone());
+        self.live -= isize::from(!old.tombstone);
+        self.held.push((at.clone(), None));
         self.changes.push(Change::Remove(at));
     }
 }
@@ -137,6 +141,7 @@ pub struct Replica<E: Engine = MemoryStore> {
     max_ahead_ms: u64,
     stats: ReplicaStats,
     sweep_from: Bound<StoreKey>,
+    held: HeldCache,
 }
 
 impl Replica<MemoryStore> {
@@ -161,7 +166,27 @@ impl<E: Engine> Replica<E> {
             max_ahead_ms,
             stats: ReplicaStats::default(),
             sweep_from: Bound::Unbounded,
+            held: HeldCache::new(0),
         }
+    }
+
+    /// The same replica caching what it holds for up to about `capacity`
+    /// recently written keys (a write then need not read its key back first;
+    /// worth it over a durable engine).
+    pub fn with_held_cache(mut self, capacity: usize) -> Replica<E> {
+        self.held = HeldCache::new(capacity);
+        self
+    }
+
+    /// What the engine holds at `at` (version and tombstone), from the cache
+    /// when it knows.
+    fn held_at(&mut self, at: &StoreKey) -> Result<Option<Held>, StorageError> {
+        if let Some(h) = self.held.get(at) {
+            return Ok(h);
+        }
+        let h = self.engine.get(at)?.as_ref().map(Held::of);
+        self.held.put(at.clone(), h);
+        Ok(h)
     }
 
     /// A replica over what `engine` already holds (one scan rebuilds the digests
@@ -199,6 +224,7 @@ impl<E: Engine> Replica<E> {
             max_ahead_ms: self.max_ahead_ms,
             stats: self.stats,
             sweep_from: self.sweep_from,
+            held: self.held,
         }
     }
 
@@ -286,9 +312,9 @@ impl<E: Engine> Replica<E> {
             if !seen.insert(at.clone()) {
                 continue;
             }
-            if let Some(old) = self.engine.get(&at)? {
+            if let Some(old) = self.held_at(&at)? {
                 if old.version == version {
-                    staged.remove(at, &old);
+                    staged.remove(at, old);
                 }
             }
         }
@@ -325,12 +351,12 @@ impl<E: Engine> Replica<E> {
         for (at, record) in page {
             if record.is_tombstone() {
                 if millis_of(record.version.ts) < cutoff_ms {
-                    staged.remove(at, &record);
+                    staged.remove(at, Held::of(&record));
                     swept.collected += 1;
                 }
             } else if record.is_expired(now_ms) {
                 let tombstone = Record::tombstone(record.version);
-                staged.put(at, Some(&record), tombstone);
+                staged.put(at, Some(Held::of(&record)), tombstone);
                 swept.expired += 1;
             }
         }
@@ -344,6 +370,9 @@ impl<E: Engine> Replica<E> {
             return Ok(());
         }
         self.engine.write(staged.changes)?;
+        for (at, held) in staged.held {
+            self.held.put(at, held);
+        }
         for (t, h) in staged.toggles {
             self.segments.toggle_hash(t, h);
         }
@@ -463,9 +492,9 @@ impl<E: Engine> Replica<E> {
         }
         let mut staged = Staged::default();
         for (at, record) in newest {
-            let old = self.engine.get(&at)?;
-            if old.as_ref().is_none_or(|o| o.version < record.version) {
-                staged.put(at, old.as_ref(), record);
+            let old = self.held_at(&at)?;
+            if old.is_none_or(|o| o.version < record.version) {
+                staged.put(at, old, record);
             }
         }
         self.commit(staged)
@@ -507,8 +536,8 @@ impl<E: Engine> Replica<E> {
                     )));
                 }
                 let at = StoreKey::of(&key);
-                let old = self.engine.get(&at)?;
-                let held = old.as_ref().map(|r| r.version);
+                let old = self.held_at(&at)?;
+                let held = old.map(|h| h.version);
                 match (check, held) {
                     (PutCheck::Newer, Some(h)) if h > record.version => {
                         self.stats.stale += 1;
@@ -522,7 +551,7 @@ impl<E: Engine> Replica<E> {
                 }
                 if held.is_none_or(|h| h < record.version) {
                     let mut staged = Staged::default();
-                    staged.put(at, old.as_ref(), record);
+                    staged.put(at, old, record);
                     self.commit(staged)?;
                 }
                 ReplicaResponse::Written

@@ -398,6 +398,17 @@ impl Sim {
         node.backlog_until = 0;
     }
 
+    /// Stops node `i` keeping its data and place (SIGTERM of a durable node): it
+    /// announces `stopped` now, then handles nothing more.
+    pub fn stop(&mut self, i: usize) {
+        let now = self.now;
+        let mut out = std::mem::take(&mut self.scratch);
+        self.nodes[i].swim.stop(now, &mut out);
+        self.carry_out(i, &mut out);
+        self.scratch = out;
+        self.crash(i);
+    }
+
     /// Tells node `observer` that `target` looks unreachable (as a reset peer
     /// connection does in the real node).
     pub fn hint_unreachable(&mut self, observer: usize, target: usize) {

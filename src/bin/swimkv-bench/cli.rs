@@ -117,6 +117,11 @@ pub(crate) struct Cli {
     /// Uniform keys only; swimkv clusters only.
     #[arg(long)]
     token_aware: bool,
+
+    /// Comma-separated PIDs of the server processes: report their CPU time during
+    /// the measured phase, and per operation (Linux: read from /proc).
+    #[arg(long, value_delimiter = ',')]
+    cpu_pids: Vec<u32>,
 }
 
 /// Parses `10s`, `1.5s`, `500ms`, `2m`, `100us`, `1h`; a bare number means seconds.
@@ -168,6 +173,8 @@ pub(crate) struct Config {
     pub(crate) token_aware: bool,
     /// With `--token-aware`, per target the keys it holds (filled in before the run).
     pub(crate) key_subsets: Option<Vec<std::sync::Arc<Vec<u64>>>>,
+    /// Server processes whose CPU time the measured phase reports.
+    pub(crate) cpu_pids: Vec<u32>,
 }
 
 /// Largest accepted `--value-size` (64 MiB).
@@ -259,6 +266,7 @@ impl Config {
             timeout: cli.timeout,
             token_aware: cli.token_aware,
             key_subsets: None,
+            cpu_pids: cli.cpu_pids,
         })
     }
 }

@@ -66,6 +66,7 @@ use std::process::ExitCode;
 
 mod cli;
 mod connection;
+mod cpu;
 mod histogram;
 mod http;
 mod orchestrate;

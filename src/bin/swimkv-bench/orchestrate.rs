@@ -22,6 +22,10 @@ pub(crate) struct Timeline {
     pub(crate) measure_start: Option<Instant>,
     pub(crate) measured: Duration,
     pub(crate) interrupted: bool,
+    /// CPU seconds the `--cpu-pids` processes used during the measured phase.
+    pub(crate) server_cpu_s: Option<f64>,
+    /// CPU seconds this load generator used during the measured phase.
+    pub(crate) client_cpu_s: Option<f64>,
 }
 
 /// Prints a progress line once per second while waiting.
@@ -131,6 +135,8 @@ pub(crate) async fn orchestrate(cfg: &Config, shared: &Shared) -> Timeline {
         measure_start: None,
         measured: Duration::ZERO,
         interrupted: false,
+        server_cpu_s: None,
+        client_cpu_s: None,
     };
 
     let preload_start = Instant::now();
@@ -155,6 +161,9 @@ pub(crate) async fn orchestrate(cfg: &Config, shared: &Shared) -> Timeline {
     }
 
     shared.set_phase(Phase::Measure);
+    let cpu_start = crate::cpu::cpu_seconds(&cfg.cpu_pids);
+    let me = [std::process::id()];
+    let client_start = crate::cpu::cpu_seconds(&me);
     let start = Instant::now();
     timeline.measure_start = Some(start);
     let (deadline, all_done): (Option<Instant>, Box<dyn Fn() -> bool>) = match cfg.duration {
@@ -168,5 +177,11 @@ pub(crate) async fn orchestrate(cfg: &Config, shared: &Shared) -> Timeline {
         !wait_until(shared, cfg, &mut progress, &interrupted, deadline, all_done).await;
     shared.set_phase(Phase::Done);
     timeline.measured = start.elapsed();
+    timeline.server_cpu_s = cpu_start
+        .zip(crate::cpu::cpu_seconds(&cfg.cpu_pids))
+        .map(|(a, b)| (b - a).max(0.0));
+    timeline.client_cpu_s = client_start
+        .zip(crate::cpu::cpu_seconds(&me))
+        .map(|(a, b)| (b - a).max(0.0));
     timeline
 }

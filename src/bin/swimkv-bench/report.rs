@@ -92,8 +92,16 @@ pub(crate) fn report_json(cfg: &Config, report: &Report) -> Value {
             "duration_s": round3(d.as_secs_f64()),
         })
     });
+    let ops = totals.ok + totals.failed;
+    let cpu = report.timeline.server_cpu_s;
+    let cpu_per_op = cpu
+        .filter(|_| ops > 0)
+        .map(|c| round1(c * 1e6 / ops as f64));
     json!({
         "ops_per_sec": round1(totals.ops_per_sec),
+        "server_cpu_s": cpu.map(round3),
+        "server_cpu_us_per_op": cpu_per_op,
+        "client_cpu_s": report.timeline.client_cpu_s.map(round3),
         "ok": totals.ok,
         "failed": totals.failed,
         "errors": errors_json(&totals.errors),
@@ -182,6 +190,15 @@ pub(crate) fn report_table(cfg: &Config, report: &Report) -> String {
     let _ = writeln!(out);
     let _ = writeln!(out, "  duration     {:>12.3} s", totals.duration_s);
     let _ = writeln!(out, "  throughput   {:>12.1} ops/s", totals.ops_per_sec);
+    if let Some(cpu) = report.timeline.server_cpu_s {
+        let ops = (totals.ok + totals.failed).max(1);
+        let _ = writeln!(
+            out,
+            "  server CPU   {:>12.3} s ({:.1} µs per op)",
+            cpu,
+            cpu * 1e6 / ops as f64
+        );
+    }
     let _ = writeln!(out, "  ok           {:>12}", totals.ok);
     let _ = writeln!(out, "  failed       {:>12}", totals.failed);
     let _ = writeln!(out, "  reconnects   {:>12}", report.stats.reconnects);
