@@ -147,6 +147,7 @@ for port in $(seq "$BASE_PORT" $((BASE_PORT + NODES - 1))); do
     fi
   done
 done
+RUN_DIR="$RUN_DIR" ./init.sh clean >/dev/null 2>&1 || true # no earlier run's data
 log "starting $NODES nodes on ports $BASE_PORT-$((BASE_PORT + NODES - 1)) (RUN_DIR=$RUN_DIR)"
 STARTED=1
 if ! out=$(NODES=$NODES BASE_PORT=$BASE_PORT RUN_DIR=$RUN_DIR ./init.sh 2>&1); then

@@ -75,7 +75,7 @@ if curl -s -o /dev/null --max-time 1 "$BASE/health"; then
     log "something already answers on $BASE: choose another PORT"
     exit 2
 fi
-"$BIN" "$PORT" >"$WORK/node.log" 2>&1 &
+"$BIN" "$PORT" --in-memory >"$WORK/node.log" 2>&1 &
 NODE_PID=$!
 log "node pid $NODE_PID on $BASE"
 for _ in $(seq 1 100); do
