@@ -10,7 +10,8 @@
 #
 # Systems: ceiling (reference, 2 workers), n1 (3 nodes, N=1), n3 (3 nodes, N=3 R=2 W=2,
 # durable, the default --sync periodic), n3m (the same in memory, --in-memory), n3a (the
-# same durable with --sync always), n24 (24 nodes via init.sh, N=3 R=2 W=2), n24t (the
+# same durable with --sync always), n24 (24 nodes via init.sh, N=3 R=2 W=2, --in-memory as
+# the DESIGN section 8 targets are), n24t (the
 # same 24 nodes driven by a token-aware client: each request goes to a replica of its key,
 # swimkv-bench --token-aware). Every cluster starts with empty data directories.
 # Workloads: GET of preloaded keys, POST of 64-byte values, a 90/10 GET/POST mix; 64
@@ -79,7 +80,7 @@ for s in $SYSTEMS; do
     n3a) start_cluster n3a run/bench-n3a 3 9500 "--sync always ${N3_ARGS:-}" ;;
     n24|n24t)
       if [ -z "${TARGETS[n24]:-}${TARGETS[n24t]:-}" ]; then
-        start_cluster n24 run/bench-n24 24 9300 "${N24_ARGS:-}"
+        start_cluster n24 run/bench-n24 24 9300 "--in-memory ${N24_ARGS:-}"
       fi
       TARGETS[$s]=$(targets 9300 24)
       CPU_PIDS[$s]=${CPU_PIDS[n24]}
