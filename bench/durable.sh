@@ -22,7 +22,7 @@ cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 
 trap cleanup EXIT
 start() { # port [introducer]
   "$BIN" "$1" ${2:-} --data-dir "$WORK/$1" --peer-port $(($1 + 5000)) >>"$WORK/$1.log" 2>&1 &
-  PIDS+=($!); echo $!
+  PIDS+=($!); LAST_PID=$!
 }
 ready() { curl -sf "127.0.0.1:$1/ready" >/dev/null; }
 wait_for() { # what port seconds
@@ -35,8 +35,9 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 rss_mb() { awk '/VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
 keys_on() { curl -sf "127.0.0.1:$1/metrics" | awk '/^swimkv_keys_stored[ {]/ {print $NF; exit}'; }
 
-P0=$(start $BASE); wait_for health $BASE 20
-P1=$(start $((BASE + 1)) $BASE); P2=$(start $((BASE + 2)) $BASE)
+start $BASE; wait_for health $BASE 20
+start $((BASE + 1)) $BASE; P1=$LAST_PID
+start $((BASE + 2)) $BASE
 for p in $BASE $((BASE + 1)) $((BASE + 2)); do wait_for ready $p 60; done
 echo "loading $KEYS keys through 3 nodes..."
 t0=$(date +%s.%N)
@@ -49,7 +50,7 @@ echo "node $N: $(keys_on $N) keys, RSS $(rss_mb $PN) MB, $(du -sm "$WORK/$N" | c
 hz=$(getconf CLK_TCK); c0=$(cpu_ticks $PN); sleep "$IDLE_S"; c1=$(cpu_ticks $PN)
 echo "idle CPU of node $N over ${IDLE_S} s: $(echo "scale=3; ($c1 - $c0) * 100 / $hz / $IDLE_S" | bc)% of a core"
 kill -TERM "$PN"; while kill -0 "$PN" 2>/dev/null; do sleep 0.05; done
-t0=$(date +%s.%N); PN=$(start $N $BASE)
+t0=$(date +%s.%N); start $N $BASE; PN=$LAST_PID
 wait_for health $N 120; t1=$(date +%s.%N)
 wait_for ready $N 300; t2=$(date +%s.%N)
 echo "restart of node $N: open (/health) after $(echo "$t1 - $t0" | bc) s, serving and caught up (/ready 200) after $(echo "$t2 - $t0" | bc) s, $(keys_on $N) keys"
