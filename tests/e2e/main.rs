@@ -206,9 +206,15 @@ fn nodes_with_the_cluster_secret_form_a_cluster_and_a_node_without_it_is_refused
 
     // A node with another secret (same cluster id) tries to join through node 0.
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_swimkv"));
-    cmd.args(["21101", "21000", "--in-memory", "--cluster-secret", "wrong secret!"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
+    cmd.args([
+        "21101",
+        "21000",
+        "--in-memory",
+        "--cluster-secret",
+        "wrong secret!",
+    ])
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::null());
     let mut joiner = cmd.spawn().expect("start intruder");
     let refused = c.wait_for(10 * SECOND, || {
         let m = http(c.port(0), "GET", "/metrics", b"", SECOND).text();
