@@ -9,7 +9,8 @@ src/ring/hash.rs src/ring/ring.rs src/ring/snapshot.rs src/storage/hlc.rs src/st
 src/storage/memory.rs src/storage/ops.rs src/storage/replica.rs src/storage/key.rs
 src/storage/engine.rs src/storage/segments.rs src/storage/hints.rs src/storage/held.rs src/replication/quorum.rs
 src/replication/coordinator.rs src/replication/coordinator/op.rs src/replication/placement.rs
-src/replication/handoff.rs src/replication/stabilization.rs src/transport/wire.rs"
+src/replication/handoff.rs src/replication/stabilization.rs src/transport/wire.rs
+src/security/tokens.rs src/security/access.rs"
 [ -f src/replication/rebalance.rs ] && pure="$pure src/replication/rebalance.rs"
 # shellcheck disable=SC2086
 if grep -nE 'actix|tokio|Instant::now|SystemTime::now|thread_rng|rand::rng\(\)|std::net|std::thread' $pure; then

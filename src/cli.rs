@@ -29,9 +29,30 @@ pub struct Cli {
     /// Cluster id: nodes only talk to nodes with the same id.
     #[arg(long, env = "SWIMKV_CLUSTER_ID", default_value = "swimkv")]
     pub cluster_id: String,
-    /// Cluster secret (at least 8 bytes): authenticates every datagram and peer frame; give every node the same one.
+    /// Cluster secrets, comma-separated, each at least 8 bytes: authenticate every datagram and
+    /// peer frame (sign with the first, accept any); give every node the same list.
     #[arg(long, env = "SWIMKV_CLUSTER_SECRET", hide_env_values = true)]
     pub cluster_secret: Option<String>,
+    /// File holding the cluster secrets, comma-separated (sign with the first, accept any); re-read on SIGHUP.
+    #[arg(
+        long,
+        env = "SWIMKV_CLUSTER_SECRET_FILE",
+        conflicts_with = "cluster_secret"
+    )]
+    pub cluster_secret_file: Option<std::path::PathBuf>,
+    /// PEM certificate chain: serve the client API over HTTPS only (with --tls-key); re-read on SIGHUP.
+    #[arg(long, env = "SWIMKV_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "SWIMKV_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
+    /// Bearer tokens file, `<token> <role> [<key-prefix>]` per line (roles read, write, admin);
+    /// needs a cluster secret; re-read on SIGHUP.
+    #[arg(long, env = "SWIMKV_AUTH_TOKENS")]
+    pub auth_tokens: Option<std::path::PathBuf>,
+    /// Need a token on /health, /ready, /metrics and / too.
+    #[arg(long, env = "SWIMKV_AUTH_EVERYTHING", requires = "auth_tokens")]
+    pub auth_everything: bool,
     /// Replication factor N.
     #[arg(
         short = 'n',
@@ -216,6 +237,13 @@ impl Cli {
         c.introducers = self.introducer.iter().map(|i| introducer_addr(i)).collect();
         c.cluster_id = self.cluster_id;
         c.cluster_secret = self.cluster_secret;
+        c.security = crate::config::SecurityConfig {
+            tls_cert: self.tls_cert,
+            tls_key: self.tls_key,
+            auth_tokens: self.auth_tokens,
+            auth_everything: self.auth_everything,
+            cluster_secret_file: self.cluster_secret_file,
+        };
         c.vnodes = self.vnodes;
         c.http_workers = self.http_workers;
         let r = &mut c.replication;

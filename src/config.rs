@@ -238,6 +238,21 @@ impl Default for Limits {
     }
 }
 
+/// Client TLS, bearer tokens and the cluster secret file (DESIGN section 11).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SecurityConfig {
+    /// PEM certificate chain of the client API (HTTPS when set with `tls_key`).
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// Bearer tokens file: `<token> <role> [<key-prefix>]` per line.
+    pub auth_tokens: Option<PathBuf>,
+    /// Tokens are needed on `/health`, `/ready`, `/metrics` and `/` too.
+    pub auth_everything: bool,
+    /// File holding the comma-separated cluster secrets (re-read on SIGHUP).
+    pub cluster_secret_file: Option<PathBuf>,
+}
+
 /// Everything a node needs to start.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
@@ -270,6 +285,8 @@ pub struct Config {
     pub stabilize: StabilizeConfig,
     /// Storage settings.
     pub storage: StorageConfig,
+    /// TLS, tokens and secret files.
+    pub security: SecurityConfig,
 }
 
 /// The offset between the HTTP port and the default peer RPC port.
@@ -293,6 +310,7 @@ impl Config {
             limits: Limits::default(),
             stabilize: StabilizeConfig::default(),
             storage: StorageConfig::new(http_port),
+            security: SecurityConfig::default(),
         }
     }
 
@@ -414,8 +432,29 @@ impl Config {
         if self.peer_port == self.http_port {
             return bad("the peer port must differ from the HTTP port".into());
         }
-        if self.cluster_secret.as_deref().is_some_and(|s| s.len() < 8) {
-            return bad("cluster secret must be at least 8 bytes".into());
+        if let Some(Err(e)) = self
+            .cluster_secret
+            .as_deref()
+            .map(crate::transport::wire::parse_secrets)
+        {
+            return bad(format!(
+                "cluster secret: {e} (every secret of the list needs at least 8 bytes)"
+            ));
+        }
+        let sec = &self.security;
+        if sec.tls_cert.is_some() != sec.tls_key.is_some() {
+            return bad("--tls-cert and --tls-key go together".into());
+        }
+        if sec.cluster_secret_file.is_some() && self.cluster_secret.is_some() {
+            return bad("give the cluster secret or a cluster secret file, not both".into());
+        }
+        let peers_authenticated =
+            self.cluster_secret.is_some() || sec.cluster_secret_file.is_some();
+        if sec.auth_tokens.is_some() && !peers_authenticated {
+            return bad("--auth-tokens needs --cluster-secret or --cluster-secret-file: without it the peer ports are an open back door to the data the tokens protect".into());
+        }
+        if sec.auth_everything && sec.auth_tokens.is_none() {
+            return bad("--auth-everything needs --auth-tokens".into());
         }
         if self.cluster_id.is_empty() || self.cluster_id.len() > 64 {
             return bad("cluster id must be 1 to 64 bytes".into());
@@ -490,6 +529,23 @@ mod tests {
         let mut c = Config::new(8080);
         c.swim.probe_timeout_ms = c.swim.protocol_period_ms;
         assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn tokens_without_a_cluster_secret_and_short_secrets_are_refused() {
+        let mut c = Config::new(8080);
+        c.security.auth_tokens = Some("tokens".into());
+        let err = c.validate().expect_err("tokens need peer authentication");
+        assert!(err.0.contains("back door"), "{err}");
+        c.cluster_secret = Some("aaaaaaaa,bbbbbbbb".into());
+        assert_eq!(c.validate(), Ok(()));
+        c.cluster_secret = Some("aaaaaaaa,short".into());
+        assert!(c.validate().is_err());
+        c.cluster_secret = None;
+        c.security.cluster_secret_file = Some("secrets".into());
+        assert_eq!(c.validate(), Ok(()));
+        c.security.tls_cert = Some("cert.pem".into());
+        assert!(c.validate().is_err(), "a certificate without its key");
     }
 
     #[test]

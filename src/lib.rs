@@ -16,6 +16,7 @@
 //! - `replication`: quorum arithmetic, the coordinator core and its actor.
 //! - `transport`: the envelope (`wire`), UDP datagrams and peer RPC over TCP.
 //! - `api`: HTTP routes, handlers, errors and the dashboard.
+//! - `security`: client TLS, bearer tokens and roles, secret and certificate reloads.
 //! - `metrics`: Prometheus metrics.
 //!
 //! Dependencies point one way: api → replication → ring → membership → transport,
@@ -29,5 +30,6 @@ pub mod metrics;
 pub mod node;
 pub mod replication;
 pub mod ring;
+pub mod security;
 pub mod storage;
 pub mod transport;

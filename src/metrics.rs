@@ -62,6 +62,15 @@ pub struct ErrorKindLabels {
     pub kind: &'static str,
 }
 
+/// Labels of a refused client request: its route pattern and the status (401 or 403).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AuthLabels {
+    /// Route pattern (or `unmatched`).
+    pub route: String,
+    /// 401 (no or unknown token) or 403 (token without the right).
+    pub status: u16,
+}
+
 /// Labels naming a peer.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PeerLabels {
@@ -162,6 +171,8 @@ pub struct Metrics {
     pub hints_expired: Counter,
     /// Storage engine errors answered, by kind.
     pub storage_errors: Family<ErrorKindLabels, Counter>,
+    /// Client requests refused by token checks, by route and status.
+    pub auth_refused: Family<AuthLabels, Counter>,
     /// fsync latency in seconds.
     pub fsync_seconds: Histogram,
     /// Writes acknowledged per fsync (`--sync always`) or covered per fsync.
@@ -260,6 +271,7 @@ impl Metrics {
             hints_backlog: Family::default(),
             hints_expired: Counter::default(),
             storage_errors: Family::default(),
+            auth_refused: Family::default(),
             fsync_seconds: Histogram::new(exponential_buckets(0.000_05, 2.0, 18)),
             writes_per_fsync: Histogram::new(exponential_buckets(1.0, 2.0, 16)),
             journal_flushes: Counter::default(),
@@ -518,6 +530,11 @@ impl Metrics {
             "swimkv_storage_errors",
             "Storage engine errors answered, by kind",
             m.storage_errors.clone(),
+        );
+        r.register(
+            "swimkv_auth_refused",
+            "Client requests refused by token checks, by route and status (401, 403)",
+            m.auth_refused.clone(),
         );
         r.register(
             "swimkv_fsync_seconds",

@@ -39,7 +39,7 @@ use crate::ring::actor::RingActor;
 use crate::storage::actor::{LocalOp, MarkLeft, StorageActor, SyncNow};
 use crate::transport::rpc::{Handler as RpcHandler, RpcClient, RpcCounters};
 use crate::transport::udp::UdpCounters;
-use crate::transport::wire::Seal;
+use crate::transport::wire::{parse_secrets, Seal};
 use actix::prelude::*;
 use bytes::Bytes;
 use rand::rngs::StdRng;
@@ -166,7 +166,13 @@ pub fn start_actors(
     udp: std::net::UdpSocket,
     swim_arbiter: Option<&ArbiterHandle>,
 ) -> Actors {
-    let seal = Seal::new(&config.cluster_id, config.cluster_secret.as_deref());
+    // Config::validate refused a list that does not parse; were it given one
+    // anyway, the whole text is the one secret (never an open seal).
+    let secrets = config
+        .cluster_secret
+        .as_deref()
+        .map(|s| parse_secrets(s).unwrap_or_else(|_| vec![s.to_string()]));
+    let seal = Seal::with_secrets(&config.cluster_id, secrets);
     let udp_counters = Arc::new(UdpCounters::default());
     let rpc_counters = Arc::new(RpcCounters::default());
     let metrics = Metrics::new(udp_counters.clone(), rpc_counters.clone());
@@ -182,7 +188,11 @@ pub fn start_actors(
     let storage = StorageActor::new(replica, metrics.clone(), options, data_dir).start();
     let storage_sync = storage.clone().recipient();
     let storage_left = storage.clone().recipient();
-    let rpc_client = RpcClient::new(seal, config.limits.max_frame_bytes, rpc_counters.clone());
+    let rpc_client = RpcClient::new(
+        seal.clone(),
+        config.limits.max_frame_bytes,
+        rpc_counters.clone(),
+    );
     let replication = ReplicationActor::new(
         name.clone(),
         config.replication.clone(),
@@ -271,7 +281,14 @@ pub fn start_actors(
         joined: joined.clone(),
         max_clock_offset_ms: config.replication.max_clock_offset_ms,
     };
-    let membership = MembershipActor::new(swim, udp, seal, links, udp_counters, metrics.clone());
+    let membership = MembershipActor::new(
+        swim,
+        udp,
+        seal.clone(),
+        links,
+        udp_counters,
+        metrics.clone(),
+    );
     let membership = match swim_arbiter {
         Some(arbiter) => MembershipActor::start_in_arbiter(arbiter, move |_| membership),
         None => membership.start(),
@@ -320,6 +337,7 @@ impl Actors {
             replication: config.replication.clone(),
             metrics: self.metrics.clone(),
             inflight: Arc::new(AtomicUsize::new(0)),
+            auth: None,
         }
     }
 }

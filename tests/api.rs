@@ -95,7 +95,11 @@ impl Node {
             })
             .await
             .unwrap();
-        let state = web::Data::new(actors.app_state(&config, leave));
+        let mut state = actors.app_state(&config, leave);
+        state.auth = swimkv::security::Security::open(&config.security)
+            .unwrap()
+            .auth;
+        let state = web::Data::new(state);
         let replication = actors.replication;
         Node {
             name,
@@ -107,12 +111,13 @@ impl Node {
     }
 }
 
-/// The app of `node.rs`: the API routes wrapped in the metrics middleware.
+/// The app of `node.rs`: the API routes wrapped in the token check and the metrics middleware.
 macro_rules! app {
     ($node:expr) => {
         test::init_service(
             App::new()
                 .app_data($node.state.clone())
+                .wrap(middleware::from_fn(api::auth::authorize))
                 .wrap(middleware::from_fn(api::record_metrics))
                 .configure(api::configure),
         )
@@ -1224,4 +1229,137 @@ async fn conditional_writes_answer_412_with_the_current_etag_and_change_nothing(
     )
     .assert_error(StatusCode::BAD_REQUEST, "bad_request");
     get!(app, "/d/m").assert_error(StatusCode::NOT_FOUND, "not_found");
+}
+
+// ---- Bearer tokens (DESIGN section 11) ----
+
+const READER: &str = "Bearer reader-0123456789abcdef";
+const APP_WRITER: &str = "Bearer writer-0123456789abcdef";
+const ADMIN: &str = "Bearer admin-0123456789abcdef";
+
+/// A single node run with a tokens file (and the cluster secret it needs).
+async fn node_with_tokens(
+    dir: &tempfile::TempDir,
+    leave: Option<Recipient<GracefulLeave>>,
+) -> Node {
+    let tokens = dir.path().join("tokens");
+    std::fs::write(
+        &tokens,
+        "reader-0123456789abcdef read\nwriter-0123456789abcdef write app/\nadmin-0123456789abcdef admin\n",
+    )
+    .unwrap();
+    let mut config = Config::for_test();
+    config.cluster_secret = Some("cluster-secret".into());
+    config.security.auth_tokens = Some(tokens);
+    config.validate().unwrap();
+    Node::start(config, Vec::new(), leave).await
+}
+
+fn with_token(method: &str, uri: &str, token: Option<&str>) -> test::TestRequest {
+    let req = request(method, uri);
+    match token {
+        Some(t) => req.insert_header((header::AUTHORIZATION, t)),
+        None => req,
+    }
+}
+
+#[actix_web::test]
+async fn without_a_token_data_and_admin_routes_answer_401_and_nothing_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let stub = LeaveStub(Ok(0)).start().recipient();
+    let node = node_with_tokens(&dir, Some(stub)).await;
+    let app = app!(node);
+    for (method, uri) in [
+        ("GET", "/d/k"),
+        ("POST", "/d/k"),
+        ("GET", "/cluster/local"),
+        ("POST", "/cluster/leave"),
+        ("GET", "/cluster/members"),
+    ] {
+        let r = send!(app, with_token(method, uri, None));
+        r.assert_error(StatusCode::UNAUTHORIZED, "unauthorized");
+        assert!(
+            r.header(header::WWW_AUTHENTICATE).starts_with("Bearer"),
+            "{method} {uri}"
+        );
+        let r = send!(
+            app,
+            with_token(method, uri, Some("Bearer unknown-0123456789abcdef"))
+        );
+        r.assert_error(StatusCode::UNAUTHORIZED, "unauthorized");
+    }
+    // The refused POST wrote nothing: an admin reads 404.
+    send!(app, with_token("GET", "/d/k", Some(ADMIN)))
+        .assert_error(StatusCode::NOT_FOUND, "not_found");
+    for open in ["/health", "/ready", "/metrics", "/"] {
+        assert_eq!(get!(app, open).status, StatusCode::OK, "{open}");
+    }
+    let metrics = String::from_utf8(get!(app, "/metrics").body.to_vec()).unwrap();
+    assert!(
+        metrics.contains("swimkv_auth_refused_total{route=\"/cluster/leave\",status=\"401\"} 2"),
+        "{metrics}"
+    );
+}
+
+#[actix_web::test]
+async fn each_role_reaches_its_routes_and_a_prefix_limits_the_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let stub = LeaveStub(Ok(0)).start().recipient();
+    let node = node_with_tokens(&dir, Some(stub)).await;
+    let app = app!(node);
+    let status = |r: Reply| r.status;
+    assert_eq!(
+        status(send!(
+            app,
+            with_token("POST", "/d/app%2Fx", Some(APP_WRITER)).set_payload("v")
+        )),
+        StatusCode::OK
+    );
+    assert_eq!(
+        status(send!(app, with_token("GET", "/d/app%2Fx", Some(READER)))),
+        StatusCode::OK
+    );
+    assert_eq!(
+        status(send!(
+            app,
+            with_token("GET", "/d/app%2Fx", Some(APP_WRITER))
+        )),
+        StatusCode::OK
+    );
+    send!(app, with_token("POST", "/d/app%2Fx", Some(READER)))
+        .assert_error(StatusCode::FORBIDDEN, "forbidden");
+    send!(app, with_token("POST", "/d/other", Some(APP_WRITER)))
+        .assert_error(StatusCode::FORBIDDEN, "forbidden");
+    send!(app, with_token("DELETE", "/d/other", Some(APP_WRITER)))
+        .assert_error(StatusCode::FORBIDDEN, "forbidden");
+    send!(
+        app,
+        with_token("GET", "/cluster/locate/other", Some(APP_WRITER))
+    )
+    .assert_error(StatusCode::FORBIDDEN, "forbidden");
+    assert_eq!(
+        status(send!(
+            app,
+            with_token("GET", "/cluster/members", Some(APP_WRITER))
+        )),
+        StatusCode::OK
+    );
+    send!(app, with_token("GET", "/cluster/local", Some(READER)))
+        .assert_error(StatusCode::FORBIDDEN, "forbidden");
+    send!(app, with_token("POST", "/cluster/leave", Some(APP_WRITER)))
+        .assert_error(StatusCode::FORBIDDEN, "forbidden");
+    assert_eq!(
+        status(send!(app, with_token("GET", "/cluster/local", Some(ADMIN)))),
+        StatusCode::OK
+    );
+    assert_eq!(
+        status(send!(
+            app,
+            with_token("POST", "/cluster/leave", Some(ADMIN))
+        )),
+        StatusCode::OK
+    );
+    // The prefix-limited writer's refused write changed nothing.
+    send!(app, with_token("GET", "/d/other", Some(READER)))
+        .assert_error(StatusCode::NOT_FOUND, "not_found");
 }

@@ -149,6 +149,12 @@ fn every_error() -> Vec<ApiError> {
         },
         ApiError::ClockSkew,
         ApiError::StorageUnavailable,
+        ApiError::Unauthenticated {
+            message: "a bearer token is required",
+        },
+        ApiError::Forbidden {
+            message: "no".into(),
+        },
     ];
     for e in &all {
         match e {
@@ -163,7 +169,9 @@ fn every_error() -> Vec<ApiError> {
             | ApiError::NotJoined
             | ApiError::PreconditionFailed { .. }
             | ApiError::ClockSkew
-            | ApiError::StorageUnavailable => {}
+            | ApiError::StorageUnavailable
+            | ApiError::Unauthenticated { .. }
+            | ApiError::Forbidden { .. } => {}
         }
     }
     all
@@ -173,7 +181,10 @@ fn every_error() -> Vec<ApiError> {
 type Answers = BTreeMap<(&'static str, &'static str), (Vec<u16>, Vec<ApiError>)>;
 
 /// What each operation can answer: its success statuses and the errors its handler
-/// (and the 405 of its resource) can return, read off `handlers.rs`.
+/// (and the 405 of its resource) can return, read off `handlers.rs`, plus the
+/// refusals of bearer-token authentication (`security::access`): 401 and 403 on
+/// every operation that needs a role, only 401 on the open ones (under
+/// `--auth-everything` any valid token may call them).
 fn answers() -> Answers {
     use ApiError::*;
     let quorum = Unavailable {
@@ -199,41 +210,78 @@ fn answers() -> Answers {
         StorageUnavailable,
     ];
     let delete = [bad.clone(), quorum, failed, ClockSkew, StorageUnavailable];
+    let unauthenticated = Unauthenticated {
+        message: "a bearer token is required",
+    };
+    // A route that needs a role (read, write or admin).
+    let guarded = [
+        unauthenticated.clone(),
+        Forbidden {
+            message: "no".into(),
+        },
+    ];
+    // An open route: refused only under --auth-everything, and never with a 403.
+    let open = [unauthenticated];
     let cat = |a: &[ApiError], b: &[ApiError]| [a, b].concat();
+    let cat3 = |a: &[ApiError], b: &[ApiError], c: &[ApiError]| [a, b, c].concat();
     BTreeMap::from([
-        (("/d/{key}", "get"), (vec![200], cat(&read, &common))),
-        (("/d/{key}", "post"), (vec![200], cat(&write, &common))),
-        (("/d/{key}", "put"), (vec![200], cat(&write, &common))),
-        (("/d/{key}", "delete"), (vec![200], cat(&delete, &common))),
+        (
+            ("/d/{key}", "get"),
+            (vec![200], cat3(&read, &common, &guarded)),
+        ),
+        (
+            ("/d/{key}", "post"),
+            (vec![200], cat3(&write, &common, &guarded)),
+        ),
+        (
+            ("/d/{key}", "put"),
+            (vec![200], cat3(&write, &common, &guarded)),
+        ),
+        (
+            ("/d/{key}", "delete"),
+            (vec![200], cat3(&delete, &common, &guarded)),
+        ),
         (
             ("/cluster/members", "get"),
-            (vec![200], vec![ShuttingDown, wrong.clone()]),
+            (vec![200], cat(&[ShuttingDown, wrong.clone()], &guarded)),
         ),
         (
             ("/cluster/ring", "get"),
-            (vec![200], vec![ShuttingDown, wrong.clone()]),
+            (vec![200], cat(&[ShuttingDown, wrong.clone()], &guarded)),
         ),
         (
             ("/cluster/locate/{key}", "get"),
-            (vec![200], vec![bad.clone(), ShuttingDown, wrong.clone()]),
+            (
+                vec![200],
+                cat(&[bad.clone(), ShuttingDown, wrong.clone()], &guarded),
+            ),
         ),
         (
             ("/cluster/local", "get"),
-            (vec![200], vec![bad, ShuttingDown, wrong.clone()]),
+            (
+                vec![200],
+                cat(&[bad, ShuttingDown, wrong.clone()], &guarded),
+            ),
         ),
         (
             ("/cluster/leave", "post"),
-            (vec![200], vec![ShuttingDown, wrong.clone()]),
+            (vec![200], cat(&[ShuttingDown, wrong.clone()], &guarded)),
         ),
         // Not ready is a 503 with the readiness body, not an error.
         (
             ("/ready", "get"),
-            (vec![200, 503], vec![ShuttingDown, wrong.clone()]),
+            (vec![200, 503], cat(&[ShuttingDown, wrong.clone()], &open)),
         ),
-        (("/health", "get"), (vec![200], vec![wrong.clone()])),
-        (("/metrics", "get"), (vec![200], vec![wrong.clone()])),
-        (("/", "get"), (vec![200], vec![wrong.clone()])),
-        (("/openapi.json", "get"), (vec![200], vec![wrong])),
+        (
+            ("/health", "get"),
+            (vec![200], cat(&[wrong.clone()], &open)),
+        ),
+        (
+            ("/metrics", "get"),
+            (vec![200], cat(&[wrong.clone()], &open)),
+        ),
+        (("/", "get"), (vec![200], cat(&[wrong.clone()], &open))),
+        (("/openapi.json", "get"), (vec![200], cat(&[wrong], &open))),
     ])
 }
 
@@ -396,6 +444,12 @@ fn every_status_an_operation_can_answer_is_documented_and_nothing_else_is() {
             if status == "405" {
                 assert_eq!(response["headers"]["Allow"]["required"], true, "{path}");
             }
+            if status == "401" {
+                assert_eq!(
+                    response["headers"]["WWW-Authenticate"]["required"], true,
+                    "{path}"
+                );
+            }
         }
     }
 
@@ -412,7 +466,7 @@ fn every_status_an_operation_can_answer_is_documented_and_nothing_else_is() {
         .collect();
     assert_eq!(
         data,
-        BTreeSet::from(["200", "400", "404", "405", "412", "413", "503"])
+        BTreeSet::from(["200", "400", "401", "403", "404", "405", "412", "413", "503"])
     );
     let ok = resolve(&doc, &doc["paths"]["/d/{key}"]["get"]["responses"]["200"]);
     assert!(ok["content"]["application/octet-stream"].is_object());
@@ -481,4 +535,34 @@ fn leave_is_documented_but_marked_so_fuzzers_skip_it() {
     ))
     .unwrap();
     assert!(script.contains("--exclude-tag disruptive"));
+}
+
+#[test]
+fn every_operation_takes_an_optional_bearer_token() {
+    let doc = doc();
+    let scheme = &doc["components"]["securitySchemes"]["bearerAuth"];
+    assert_eq!(scheme["type"], "http");
+    assert_eq!(scheme["scheme"], "bearer");
+    // Per operation, not global: without --auth-tokens no token is needed.
+    assert!(doc.get("security").is_none(), "no top-level security");
+    let optional = serde_json::json!([{"bearerAuth": []}, {}]);
+    for (path, method) in documented(&doc) {
+        let op = &doc["paths"][&path][&method];
+        assert_eq!(op["security"], optional, "{} {path}", method.to_uppercase());
+        assert!(
+            op["description"]
+                .as_str()
+                .is_some_and(|d| d.contains("--auth-tokens")),
+            "{} {path}: the description does not say what token it needs",
+            method.to_uppercase()
+        );
+    }
+    let refused = ApiError::Unauthenticated {
+        message: "a bearer token is required",
+    }
+    .error_response();
+    assert_eq!(
+        refused.headers().get(header::WWW_AUTHENTICATE).unwrap(),
+        "Bearer realm=\"swimkv\""
+    );
 }

@@ -67,6 +67,16 @@ pub enum ApiError {
     ClockSkew,
     /// This node cannot write to its data directory in time: writes are refused (503).
     StorageUnavailable,
+    /// No bearer token, a malformed or an unknown one (401 with `WWW-Authenticate: Bearer`).
+    Unauthenticated {
+        /// What is wrong (never the token).
+        message: &'static str,
+    },
+    /// A known token without the role or key prefix this request needs (403).
+    Forbidden {
+        /// What the token lacks.
+        message: String,
+    },
 }
 
 impl fmt::Display for ApiError {
@@ -99,6 +109,8 @@ impl fmt::Display for ApiError {
             ApiError::StorageUnavailable => f.write_str(
                 "this node cannot persist to its data directory in time; writes are refused until it can (write through another node)",
             ),
+            ApiError::Unauthenticated { message } => f.write_str(message),
+            ApiError::Forbidden { message } => f.write_str(message),
             ApiError::ClockSkew => f.write_str(
                 "this node's clock is off from most of its peers' clocks; writes are refused until it is fixed (write through another node)",
             ),
@@ -122,6 +134,8 @@ impl ApiError {
             ApiError::PreconditionFailed { .. } => "precondition_failed",
             ApiError::ClockSkew => "clock_skew",
             ApiError::StorageUnavailable => "storage_unavailable",
+            ApiError::Unauthenticated { .. } => "unauthorized",
+            ApiError::Forbidden { .. } => "forbidden",
         }
     }
 
@@ -147,6 +161,8 @@ impl ResponseError for ApiError {
             | ApiError::StorageUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
         }
     }
 
@@ -182,6 +198,9 @@ impl ResponseError for ApiError {
             }
             ApiError::NotJoined => {
                 resp.insert_header((header::RETRY_AFTER, "1"));
+            }
+            ApiError::Unauthenticated { .. } => {
+                resp.insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"swimkv\""));
             }
             ApiError::PreconditionFailed {
                 current: Some(etag),

@@ -6,6 +6,7 @@
 //! touch state directly; they send to actors and map results (`handlers.rs`), and
 //! only `error.rs` knows error statuses.
 
+pub mod auth;
 pub mod dashboard;
 pub mod error;
 pub mod handlers;
@@ -58,6 +59,8 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Client requests in flight on this node.
     pub inflight: Arc<AtomicUsize>,
+    /// Bearer tokens, when the node runs with `--auth-tokens`.
+    pub auth: Option<crate::security::Auth>,
 }
 
 /// Records request counts and latency by route pattern, method and status.

@@ -433,7 +433,7 @@ impl Actor for MembershipActor {
         self.socket = Some(socket.clone());
         let recv = udp::receive_loop(
             socket,
-            self.seal,
+            self.seal.clone(),
             ctx.address().recipient(),
             self.counters.clone(),
         );

@@ -1,6 +1,7 @@
-//! Starting a node process: bind every listener first (a port in use is a
-//! one-line error), start SWIM on its own arbiter, then start every other actor,
-//! the peer RPC server and the signal handler from the HTTP App factory, on the
+//! Starting a node process: open the security files (cluster secret file,
+//! tokens, TLS certificate), bind every listener first (a port in use is a
+//! one-line error; HTTPS only when a certificate is given), start SWIM on its own arbiter, then start every other actor,
+//! the peer RPC server and the signal handlers (stop, SIGHUP reload) from the HTTP App factory, on the
 //! arbiter of the HTTP worker that builds its App first.
 //!
 //! Invariant: if that arbiter or the HTTP server ends, the process ends (a node
@@ -10,6 +11,7 @@ use super::control::{stop_on_signal, Control};
 use super::{bind_error, replica_handler, start_actors, Actors, Identity, NodeStore, StartError};
 use crate::api::{self, AppState};
 use crate::config::Config;
+use crate::security::{self, reload::reload_on_sighup, Security};
 use crate::transport::rpc;
 use actix::prelude::*;
 use actix_web::{middleware, web, App, HttpServer};
@@ -34,6 +36,7 @@ struct Boot {
     udp: Option<std::net::UdpSocket>,
     peer_listener: Option<std::net::TcpListener>,
     swim_arbiter: ArbiterHandle,
+    security: Arc<Security>,
     state: Option<web::Data<AppState>>,
 }
 
@@ -100,7 +103,7 @@ impl Boot {
             Ok(listener) => {
                 actix::spawn(rpc::serve(
                     listener,
-                    seal,
+                    seal.clone(),
                     config.limits.max_frame_bytes,
                     replica_handler(storage.recipient(), stabilizer.clone().recipient()),
                     rpc_counters,
@@ -121,6 +124,7 @@ impl Boot {
         .start();
         let leave = !config.storage.durable() || config.storage.leave_on_terminate;
         actix::spawn(stop_on_signal(control.clone(), leave));
+        actix::spawn(reload_on_sighup(self.security.clone(), seal.clone()));
         log::info!(
             "node {} serving HTTP and SWIM on port {}, peer RPC on port {}, N={} R={} W={}",
             self.name,
@@ -130,11 +134,30 @@ impl Boot {
             config.replication.r,
             config.replication.w
         );
-        web::Data::new(actors.app_state(config, Some(control.recipient())))
+        let mut state = actors.app_state(config, Some(control.recipient()));
+        state.auth = self.security.auth.clone();
+        web::Data::new(state)
     }
 }
 
-async fn start(config: Config) -> Result<(), StartError> {
+/// Reads the cluster secret file into `config` (checked as `--cluster-secret` is)
+/// and opens the tokens file and TLS certificate.
+fn open_security(config: &mut Config) -> Result<Security, StartError> {
+    if let Some(path) = &config.security.cluster_secret_file {
+        let list = security::read_secret_file(path).map_err(StartError)?;
+        crate::transport::wire::parse_secrets(&list)
+            .map_err(|e| StartError(format!("cluster secret file {}: {e}", path.display())))?;
+        config.cluster_secret = Some(list);
+    }
+    Security::open(&config.security).map_err(StartError)
+}
+
+async fn start(mut config: Config) -> Result<(), StartError> {
+    let security = Arc::new(open_security(&mut config)?);
+    let tls = match &security.tls {
+        Some(resolver) => Some(resolver.server_config().map_err(StartError)?),
+        None => None,
+    };
     let name = config.node_name();
     let http_addr = format!("{}:{}", config.bind_host, config.http_port);
     let peer_addr = format!("{}:{}", config.bind_host, config.peer_port);
@@ -159,6 +182,7 @@ async fn start(config: Config) -> Result<(), StartError> {
         udp: Some(udp),
         peer_listener: Some(peer_listener),
         swim_arbiter: swim_arbiter.handle(),
+        security,
         state: None,
     }));
     let server = HttpServer::new(move || {
@@ -170,12 +194,16 @@ async fn start(config: Config) -> Result<(), StartError> {
         if let Some(state) = state {
             app = app.app_data(state);
         }
-        app.wrap(middleware::from_fn(api::record_metrics))
+        app.wrap(middleware::from_fn(api::auth::authorize))
+            .wrap(middleware::from_fn(api::record_metrics))
             .configure(api::configure)
     })
     .workers(config.http_workers)
-    .disable_signals()
-    .bind(&http_addr)
+    .disable_signals();
+    let server = match tls {
+        Some(tls) => server.bind_rustls_0_23(&http_addr, tls),
+        None => server.bind(&http_addr),
+    }
     .map_err(|e| bind_error("HTTP", &http_addr, e))?
     .run();
     actix::spawn(async move {

@@ -104,6 +104,7 @@ pub async fn serve(
                 let _ = stream.set_nodelay(true);
                 let handler = handler.clone();
                 let counters = counters.clone();
+                let seal = seal.clone();
                 tokio::spawn(async move {
                     if let Err(why) =
                         serve_connection(stream, seal, max_frame, handler, counters).await
@@ -135,7 +136,9 @@ async fn serve_connection(
     // connection stops reading, so a peer that never reads answers cannot make
     // this node queue without bound (TCP flow control pushes back on it).
     let in_flight = Arc::new(tokio::sync::Semaphore::new(MAX_PENDING_PER_PEER));
+    let write_seal = seal.clone();
     let write_task = tokio::spawn(async move {
+        let seal = write_seal;
         while let Some((id, payload, _permit)) = rx.recv().await {
             writer
                 .feed(seal.encode(Kind::Response, id, &payload))
@@ -258,7 +261,7 @@ impl RpcClient {
                     let (ptx, prx) = mpsc::unbounded_channel();
                     tokio::spawn(run_peer(
                         addr.to_string(),
-                        self.seal,
+                        self.seal.clone(),
                         self.max_frame,
                         prx,
                         self.counters.clone(),

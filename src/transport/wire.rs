@@ -5,8 +5,9 @@
 //! the owning subsystem encodes. The transport only checks the envelope; what the
 //! payload means is decided by whoever the kind is routed to.
 //!
-//! When the cluster has a secret, a [`Seal`] appends a 32-byte keyed BLAKE3 MAC of
-//! the whole envelope; an envelope whose MAC does not verify is refused.
+//! When the cluster has secrets, a [`Seal`] appends a 32-byte keyed BLAKE3 MAC of
+//! the whole envelope, keyed by the first secret; an envelope whose MAC no secret
+//! of the list verifies is refused (rotation: see [`Seal::rekey`]).
 //!
 //! Invariant: decoding never panics; anything that is short, has another magic,
 //! another version, another cluster or a bad MAC is refused with a [`WireError`]
@@ -14,6 +15,7 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 use std::fmt;
+use std::sync::{Arc, RwLock};
 
 /// Protocol version spoken by this build.
 pub const VERSION: u8 = 2;
@@ -150,40 +152,117 @@ pub fn decode(cluster: u64, bytes: Bytes) -> Result<Envelope, WireError> {
 pub const MAC_LEN: usize = 32;
 
 /// How this node seals and opens envelopes: its cluster tag and, when the cluster
-/// has a secret, the key of the MAC appended to every envelope.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// has secrets, the keys of the MAC appended to every envelope.
+///
+/// Secret rotation: a seal signs with its first key and opens an envelope that
+/// any of its keys verifies. [`Seal::rekey`] swaps the keys of every clone at
+/// once (the SIGHUP reload), but never turns a keyed seal into an open one or
+/// back, so the bytes a seal adds stay the same for the life of the process.
+#[derive(Clone, Debug)]
 pub struct Seal {
     cluster: u64,
-    key: Option<[u8; 32]>,
+    keys: Option<Arc<RwLock<Vec<[u8; 32]>>>>,
 }
 
 impl From<u64> for Seal {
     fn from(cluster: u64) -> Seal {
-        Seal { cluster, key: None }
+        Seal {
+            cluster,
+            keys: None,
+        }
     }
+}
+
+/// The MAC key derived from one cluster secret.
+fn derive(secret: &str) -> [u8; 32] {
+    blake3::derive_key("swimkv cluster secret v1", secret.as_bytes())
+}
+
+/// Why a list of cluster secrets was refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecretsError(pub String);
+
+impl fmt::Display for SecretsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The secrets of a comma-separated list (`new,old`), trimmed; every one at
+/// least 8 bytes, at least one.
+pub fn parse_secrets(list: &str) -> Result<Vec<String>, SecretsError> {
+    let secrets: Vec<String> = list
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect();
+    if secrets.is_empty() {
+        return Err(SecretsError("no cluster secret given".into()));
+    }
+    if let Some(i) = secrets.iter().position(|s| s.len() < 8) {
+        return Err(SecretsError(format!(
+            "cluster secret {} of the list is shorter than 8 bytes",
+            i + 1
+        )));
+    }
+    Ok(secrets)
 }
 
 impl Seal {
     /// The seal of cluster `cluster_id`, authenticated with `secret` when given.
     pub fn new(cluster_id: &str, secret: Option<&str>) -> Seal {
+        Seal::with_secrets(cluster_id, secret.map(|s| vec![s.to_string()]))
+    }
+
+    /// The seal of cluster `cluster_id` signing with the first of `secrets` and
+    /// accepting any of them; open (no MAC) when `None`.
+    pub fn with_secrets(cluster_id: &str, secrets: Option<Vec<String>>) -> Seal {
         Seal {
             cluster: cluster_tag(cluster_id),
-            key: secret.map(|s| blake3::derive_key("swimkv cluster secret v1", s.as_bytes())),
+            keys: secrets.map(|s| Arc::new(RwLock::new(s.iter().map(|s| derive(s)).collect()))),
         }
+    }
+
+    /// Replaces the secrets of this seal and of every clone of it. Refused for
+    /// an open seal and for an empty list (either would change the envelope size).
+    pub fn rekey(&self, secrets: &[String]) -> Result<(), SecretsError> {
+        let Some(keys) = &self.keys else {
+            return Err(SecretsError(
+                "this node was started without a cluster secret; one cannot be added without a restart".into(),
+            ));
+        };
+        if secrets.is_empty() {
+            return Err(SecretsError("no cluster secret given".into()));
+        }
+        let derived = secrets.iter().map(|s| derive(s)).collect();
+        match keys.write() {
+            Ok(mut k) => *k = derived,
+            Err(poisoned) => *poisoned.into_inner() = derived,
+        }
+        Ok(())
+    }
+
+    /// How many secrets this seal accepts (0 when open).
+    pub fn secrets(&self) -> usize {
+        self.keys.as_ref().map_or(0, |k| read(k).len())
     }
 
     /// Bytes the seal adds after the payload.
     pub fn overhead(&self) -> usize {
-        HEADER_LEN + if self.key.is_some() { MAC_LEN } else { 0 }
+        HEADER_LEN + if self.keys.is_some() { MAC_LEN } else { 0 }
     }
 
     /// Writes a sealed envelope into `buf`.
     pub fn encode_into(&self, buf: &mut BytesMut, kind: Kind, id: u64, payload: &[u8]) {
         let start = buf.len();
         encode_into(buf, self.cluster, kind, id, payload);
-        if let Some(key) = &self.key {
-            let mac = blake3::keyed_hash(key, &buf[start..]);
-            buf.put_slice(mac.as_bytes());
+        if let Some(keys) = &self.keys {
+            let keys = read(keys);
+            if let Some(key) = keys.first() {
+                let mac = blake3::keyed_hash(key, &buf[start..]);
+                buf.put_slice(mac.as_bytes());
+            }
         }
     }
 
@@ -196,7 +275,7 @@ impl Seal {
 
     /// Checks and opens a sealed envelope.
     pub fn decode(&self, bytes: Bytes) -> Result<Envelope, WireError> {
-        let Some(key) = &self.key else {
+        let Some(keys) = &self.keys else {
             return decode(self.cluster, bytes);
         };
         if bytes.len() < HEADER_LEN + MAC_LEN {
@@ -208,13 +287,22 @@ impl Seal {
         let mut env = decode(self.cluster, bytes.slice(..body))?;
         let mut mac = [0u8; MAC_LEN];
         mac.copy_from_slice(&bytes[body..]);
+        let mac = blake3::Hash::from(mac);
         // blake3::Hash compares in constant time.
-        if blake3::keyed_hash(key, &bytes[..body]) != blake3::Hash::from(mac) {
+        if !read(keys)
+            .iter()
+            .any(|key| blake3::keyed_hash(key, &bytes[..body]) == mac)
+        {
             return Err(WireError::Auth);
         }
         env.payload = bytes.slice(HEADER_LEN..body);
         Ok(env)
     }
+}
+
+/// The keys, also after a panic elsewhere poisoned the lock (they are replaced whole).
+fn read(keys: &RwLock<Vec<[u8; 32]>>) -> std::sync::RwLockReadGuard<'_, Vec<[u8; 32]>> {
+    keys.read().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[cfg(test)]
@@ -266,6 +354,61 @@ mod tests {
         tampered[HEADER_LEN] ^= 1;
         assert_eq!(a.decode(Bytes::from(tampered)), Err(WireError::Auth));
         assert_eq!(a.overhead(), HEADER_LEN + MAC_LEN);
+    }
+
+    fn secrets(list: &str) -> Vec<String> {
+        parse_secrets(list).expect("valid list")
+    }
+
+    #[test]
+    fn a_rotation_in_three_steps_keeps_every_pair_of_nodes_talking() {
+        // Two nodes; each step is applied to `a` first, then to `b`.
+        let a = Seal::with_secrets("swimkv", Some(secrets("old-secret")));
+        let b = Seal::with_secrets("swimkv", Some(secrets("old-secret")));
+        let talk = |x: &Seal, y: &Seal| {
+            x.decode(y.encode(Kind::Swim, 1, b"p")).is_ok()
+                && y.decode(x.encode(Kind::Swim, 1, b"p")).is_ok()
+        };
+        for step in [
+            "old-secret,new-secret",
+            "new-secret,old-secret",
+            "new-secret",
+        ] {
+            a.rekey(&secrets(step)).expect("rekey");
+            assert!(talk(&a, &b), "after {step:?} on a only");
+            b.rekey(&secrets(step)).expect("rekey");
+            assert!(talk(&a, &b), "after {step:?} on both");
+        }
+        let stale = Seal::with_secrets("swimkv", Some(secrets("old-secret")));
+        assert_eq!(
+            a.decode(stale.encode(Kind::Swim, 1, b"p")),
+            Err(WireError::Auth)
+        );
+        assert_eq!(a.secrets(), 1);
+        // Skipping the middle step breaks it: the checker is not vacuous.
+        let c = Seal::with_secrets("swimkv", Some(secrets("old-secret")));
+        c.rekey(&secrets("new-secret")).expect("rekey");
+        assert!(!talk(&c, &stale));
+    }
+
+    #[test]
+    fn a_clone_follows_a_rekey_and_an_open_seal_cannot_be_keyed() {
+        let a = Seal::with_secrets("swimkv", Some(secrets("first-secret")));
+        let clone = a.clone();
+        a.rekey(&secrets("second-secret")).expect("rekey");
+        let fresh = Seal::new("swimkv", Some("second-secret"));
+        assert!(fresh.decode(clone.encode(Kind::Swim, 1, b"p")).is_ok());
+        assert!(Seal::new("swimkv", None)
+            .rekey(&secrets("abcdefgh"))
+            .is_err());
+        assert!(a.rekey(&[]).is_err());
+    }
+
+    #[test]
+    fn secret_lists_are_trimmed_and_short_secrets_refused() {
+        assert_eq!(secrets(" aaaaaaaa , bbbbbbbb "), ["aaaaaaaa", "bbbbbbbb"]);
+        assert!(parse_secrets("aaaaaaaa,short").is_err());
+        assert!(parse_secrets(" , ").is_err());
     }
 
     #[test]
