@@ -71,6 +71,13 @@ pub struct AuthLabels {
     pub status: u16,
 }
 
+/// Labels of an outcome.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    /// What happened.
+    pub outcome: &'static str,
+}
+
 /// Labels naming a peer.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PeerLabels {
@@ -173,6 +180,12 @@ pub struct Metrics {
     pub storage_errors: Family<ErrorKindLabels, Counter>,
     /// Client requests refused by token checks, by route and status.
     pub auth_refused: Family<AuthLabels, Counter>,
+    /// Bearer tokens accepted now (0 without `--auth-tokens`).
+    pub auth_tokens: Gauge,
+    /// Cluster secrets accepted now (0 without a cluster secret).
+    pub cluster_secrets: Gauge,
+    /// SIGHUP reloads, by outcome (`ok`, or `partial` when a file could not be used).
+    pub reloads: Family<OutcomeLabels, Counter>,
     /// fsync latency in seconds.
     pub fsync_seconds: Histogram,
     /// Writes acknowledged per fsync (`--sync always`) or covered per fsync.
@@ -272,6 +285,9 @@ impl Metrics {
             hints_expired: Counter::default(),
             storage_errors: Family::default(),
             auth_refused: Family::default(),
+            auth_tokens: Gauge::default(),
+            cluster_secrets: Gauge::default(),
+            reloads: Family::default(),
             fsync_seconds: Histogram::new(exponential_buckets(0.000_05, 2.0, 18)),
             writes_per_fsync: Histogram::new(exponential_buckets(1.0, 2.0, 16)),
             journal_flushes: Counter::default(),
@@ -535,6 +551,21 @@ impl Metrics {
             "swimkv_auth_refused",
             "Client requests refused by token checks, by route and status (401, 403)",
             m.auth_refused.clone(),
+        );
+        r.register(
+            "swimkv_auth_tokens",
+            "Bearer tokens accepted now",
+            m.auth_tokens.clone(),
+        );
+        r.register(
+            "swimkv_cluster_secrets",
+            "Cluster secrets accepted now (the first signs)",
+            m.cluster_secrets.clone(),
+        );
+        r.register(
+            "swimkv_reloads",
+            "SIGHUP reloads of tokens, secrets and certificate, by outcome",
+            m.reloads.clone(),
         );
         r.register(
             "swimkv_fsync_seconds",

@@ -124,7 +124,11 @@ impl Boot {
         .start();
         let leave = !config.storage.durable() || config.storage.leave_on_terminate;
         actix::spawn(stop_on_signal(control.clone(), leave));
-        actix::spawn(reload_on_sighup(self.security.clone(), seal.clone()));
+        actix::spawn(reload_on_sighup(
+            self.security.clone(),
+            seal.clone(),
+            actors.metrics.clone(),
+        ));
         log::info!(
             "node {} serving HTTP and SWIM on port {}, peer RPC on port {}, N={} R={} W={}",
             self.name,

@@ -7,6 +7,7 @@
 //! load are logged and the old ones stay.
 
 use super::{read_secret_file, Security};
+use crate::metrics::{Metrics, OutcomeLabels};
 use crate::security::tokens::TokenTable;
 use crate::transport::wire::{parse_secrets, Seal};
 
@@ -71,8 +72,16 @@ pub fn reload(security: &Security, seal: &Seal) -> Reloaded {
     done
 }
 
+/// Shows what a node accepts now in `metrics` (token and secret counts).
+pub fn publish(security: &Security, seal: &Seal, metrics: &Metrics) {
+    let tokens = security.auth.as_ref().map_or(0, |a| a.table().len());
+    metrics.auth_tokens.set(tokens as i64);
+    metrics.cluster_secrets.set(seal.secrets() as i64);
+}
+
 /// Reloads on every SIGHUP until the process ends (nothing to do off Unix).
-pub async fn reload_on_sighup(security: std::sync::Arc<Security>, seal: Seal) {
+pub async fn reload_on_sighup(security: std::sync::Arc<Security>, seal: Seal, metrics: Metrics) {
+    publish(&security, &seal, &metrics);
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
@@ -85,6 +94,16 @@ pub async fn reload_on_sighup(security: std::sync::Arc<Security>, seal: Seal) {
             for p in &done.problems {
                 log::error!("SIGHUP reload: {p}");
             }
+            publish(&security, &seal, &metrics);
+            let outcome = if done.problems.is_empty() {
+                "ok"
+            } else {
+                "partial"
+            };
+            metrics
+                .reloads
+                .get_or_create(&OutcomeLabels { outcome })
+                .inc();
             log::info!(
                 "SIGHUP reload: tokens {:?}, cluster secrets {:?}, certificate reloaded: {}",
                 done.tokens,
@@ -95,7 +114,7 @@ pub async fn reload_on_sighup(security: std::sync::Arc<Security>, seal: Seal) {
     }
     #[cfg(not(unix))]
     {
-        let _ = (security, seal);
+        let _ = (security, seal, metrics);
     }
 }
 

@@ -114,6 +114,8 @@ pub struct Cluster {
     pub env: Vec<Vec<(String, String)>>,
     /// Where the nodes' data directories live (removed on drop).
     pub data: std::path::PathBuf,
+    /// Bearer token the helpers send (`view`, `count`, ...) when the nodes need one.
+    pub token: Option<String>,
     _turn: MutexGuard<'static, ()>,
 }
 
@@ -140,7 +142,17 @@ impl Cluster {
             introducers: Vec::new(),
             env: Vec::new(),
             data,
+            token: None,
             _turn: turn,
+        };
+        // An HTTPS node cannot be asked over plain HTTP: wait for its port instead.
+        let tls = args.contains(&"--tls-cert");
+        let up = |port: u16| {
+            if tls {
+                TcpStream::connect(("127.0.0.1", port)).is_ok()
+            } else {
+                http(port, "GET", "/health", b"", Duration::from_secs(1)).status == 200
+            }
         };
         for i in 0..n {
             c.introducers.push((i > 0).then_some(0));
@@ -149,15 +161,7 @@ impl Cluster {
             c.procs.push(Some(child));
             if i == 0 {
                 assert!(
-                    c.wait_for(Duration::from_secs(10), || http(
-                        base,
-                        "GET",
-                        "/health",
-                        b"",
-                        Duration::from_secs(1)
-                    )
-                    .status
-                        == 200),
+                    c.wait_for(Duration::from_secs(10), || up(base)),
                     "first node did not come up"
                 );
             }
@@ -296,10 +300,16 @@ impl Cluster {
 
     /// The states node `i` reports for every member, as (id, state).
     pub fn view(&self, i: usize) -> Vec<(String, String)> {
-        let a = http(
+        let bearer = self.token.as_ref().map(|t| format!("Bearer {t}"));
+        let headers: Vec<(&str, &str)> = bearer
+            .iter()
+            .map(|b| ("Authorization", b.as_str()))
+            .collect();
+        let a = http_with(
             self.port(i),
             "GET",
             "/cluster/members",
+            &headers,
             b"",
             Duration::from_secs(2),
         );

@@ -8,6 +8,7 @@ mod copies;
 mod durability;
 mod garbage;
 mod lifecycle;
+mod security;
 mod semantics;
 mod stabilize;
 
@@ -15,7 +16,7 @@ use cluster::{http, Cluster};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use std::time::{Duration, Instant};
 
-const SECOND: Duration = Duration::from_secs(1);
+pub(crate) const SECOND: Duration = Duration::from_secs(1);
 
 fn all_see(c: &Cluster, nodes: &[usize], state: &str, count: usize) -> bool {
     nodes.iter().all(|&i| c.count(i, state) == count)
