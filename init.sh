@@ -12,6 +12,9 @@
 #   ./init.sh status     show which of them are running
 #   NODES=5 BASE_PORT=9000 ./init.sh     another size or first port
 #   SWIMKV_ARGS="-n 3 -r 2 -w 2" ./init.sh   extra flags for every node
+#   SWIMKV_TOKEN=<read token> ./init.sh     the token the convergence check sends
+#                        (nodes run with --auth-tokens); with --tls-cert FILE in
+#                        SWIMKV_ARGS the check speaks HTTPS and trusts FILE
 set -euo pipefail
 cd "$(dirname "$0")"
 NODES=${NODES:-24}
@@ -66,8 +69,18 @@ data_dir() {
   esac
 }
 
+# HTTPS when the nodes serve TLS (trusting their certificate), and the token.
+SCHEME=http
+CURL_OPTS=()
+case " ${SWIMKV_ARGS:-} " in
+  *" --tls-cert "*)
+    SCHEME=https
+    CURL_OPTS+=(--cacert "$(echo " $SWIMKV_ARGS " | sed -E 's/.* --tls-cert ([^ ]+) .*/\1/')") ;;
+esac
+[ -n "${SWIMKV_TOKEN:-}" ] && CURL_OPTS+=(-H "Authorization: Bearer $SWIMKV_TOKEN")
+
 alive_seen_by() {
-  curl -s --max-time 1 "http://127.0.0.1:$1/cluster/members" 2>/dev/null | grep -o '"state":"alive"' | wc -l
+  curl -s --max-time 1 "${CURL_OPTS[@]}" "$SCHEME://127.0.0.1:$1/cluster/members" 2>/dev/null | grep -o '"state":"alive"' | wc -l
 }
 
 start() {
@@ -88,7 +101,7 @@ start() {
   "$BIN" "$BASE_PORT" $(data_dir "$BASE_PORT") ${SWIMKV_ARGS:-} > "$LOGS/$BASE_PORT.log" 2>&1 &
   echo "$! $BASE_PORT" >> "$PIDS"
   for _ in $(seq 1 100); do
-    curl -s --max-time 1 "http://127.0.0.1:$BASE_PORT/health" >/dev/null 2>&1 && break
+    curl -s --max-time 1 "${CURL_OPTS[@]}" "$SCHEME://127.0.0.1:$BASE_PORT/health" >/dev/null 2>&1 && break
     sleep 0.05
   done
   for port in $(seq $((BASE_PORT + 1)) "$last"); do
@@ -111,7 +124,7 @@ start() {
   done
   local ms=$(( ($(date +%s%N) - t0) / 1000000 ))
   echo "swimkv: $NODES nodes on ports $BASE_PORT-$last, every node sees $NODES alive after ${ms} ms"
-  echo "  dashboard: http://127.0.0.1:$BASE_PORT/"
+  echo "  dashboard: $SCHEME://127.0.0.1:$BASE_PORT/"
   echo "  try:       curl -X POST localhost:$BASE_PORT/d/hello -d world; curl localhost:$last/d/hello"
   echo "  logs:      $LOGS/   data: $DATA/   pids: $PIDS   stop: ./init.sh stop"
 }

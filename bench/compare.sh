@@ -5,12 +5,13 @@
 #
 #   bench/compare.sh                 # defaults: 5 s per run, 3 rounds
 #   DURATION=10s ROUNDS=5 bench/compare.sh
-#   SYSTEMS="ceiling n3 n3m" bench/compare.sh     # a subset (ceiling n1 n3 n3m n3a n24 n24t)
+#   SYSTEMS="ceiling n3 n3m" bench/compare.sh     # a subset (ceiling n1 n3 n3m n3a n3s n24 n24t)
 #   N3_ARGS="--http-workers 2" N24_ARGS=... bench/compare.sh   # extra flags for the n3* / n24 nodes
 #
 # Systems: ceiling (reference, 2 workers), n1 (3 nodes, N=1), n3 (3 nodes, N=3 R=2 W=2,
 # durable, the default --sync periodic), n3m (the same in memory, --in-memory), n3a (the
-# same durable with --sync always), n24 (24 nodes via init.sh, N=3 R=2 W=2, --in-memory as
+# same durable with --sync always), n3s (n3m with HTTPS, bearer tokens and a cluster
+# secret: the client sends a read/write token over TLS with keep-alive), n24 (24 nodes via init.sh, N=3 R=2 W=2, --in-memory as
 # the DESIGN section 8 targets are), n24t (the
 # same 24 nodes driven by a token-aware client: each request goes to a replica of its key,
 # swimkv-bench --token-aware). Every cluster starts with empty data directories.
@@ -78,6 +79,15 @@ for s in $SYSTEMS; do
     n3) start_cluster n3 run/bench-n3 3 9200 "${N3_ARGS:-}" ;;
     n3m) start_cluster n3m run/bench-n3m 3 9400 "--in-memory ${N3_ARGS:-}" ;;
     n3a) start_cluster n3a run/bench-n3a 3 9500 "--sync always ${N3_ARGS:-}" ;;
+    n3s)
+      mkdir -p run/bench-n3s
+      openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+        -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 -addext basicConstraints=critical,CA:FALSE \
+        -keyout run/bench-n3s/key.pem -out run/bench-n3s/cert.pem 2>/dev/null
+      echo "bench-writer-0123456789abcdef write" > run/bench-n3s/tokens
+      SWIMKV_TOKEN=bench-writer-0123456789abcdef start_cluster n3s run/bench-n3s 3 9600 \
+        "--in-memory --cluster-secret bench-cluster-secret --auth-tokens run/bench-n3s/tokens --tls-cert run/bench-n3s/cert.pem --tls-key run/bench-n3s/key.pem ${N3_ARGS:-}"
+      EXTRA[n3s]="--tls --cacert run/bench-n3s/cert.pem --token bench-writer-0123456789abcdef" ;;
     n24|n24t)
       if [ -z "${TARGETS[n24]:-}${TARGETS[n24t]:-}" ]; then
         start_cluster n24 run/bench-n24 24 9300 "--in-memory ${N24_ARGS:-}"
@@ -92,8 +102,9 @@ sleep 1
 
 echo "== preloading $KEYS keys into each system"
 for s in $SYSTEMS; do
+  # shellcheck disable=SC2086
   "$BENCH" --targets "${TARGETS[$s]}" --connections "$CONNS" --preload --ops 1 --get 100 --keys "$KEYS" \
-    --value-size 64 --json > "$OUT/preload-$s.json"
+    --value-size 64 ${EXTRA[$s]:-} --json > "$OUT/preload-$s.json"
 done
 
 mix_args() {
@@ -112,17 +123,20 @@ cluster_suspicions() {
     n3) first=9200; n=3; present=${TARGETS[n3]:-} ;;
     n3m) first=9400; n=3; present=${TARGETS[n3m]:-} ;;
     n3a) first=9500; n=3; present=${TARGETS[n3a]:-} ;;
+    n3s) first=9600; n=3; present=${TARGETS[n3s]:-} ;;
     n24) first=9300; n=24; present=${TARGETS[n24]:-}${TARGETS[n24t]:-} ;;
   esac
   [ -n "$present" ] || return 0
+  local scheme=http tls=()
+  [ "$1" = n3s ] && { scheme=https; tls=(--cacert run/bench-n3s/cert.pem); }
   for p in $(seq "$first" $((first + n - 1))); do
-    c=$(curl -s --max-time 2 "http://127.0.0.1:$p/metrics" | awk '/^swimkv_swim_suspicions_total /{print $2}')
+    c=$(curl -s --max-time 2 "${tls[@]}" "$scheme://127.0.0.1:$p/metrics" | awk '/^swimkv_swim_suspicions_total /{print $2}')
     total=$((total + ${c:-0}))
   done
   echo "$total"
 }
 declare -A SUSPICIONS_BEFORE
-for s in n1 n3 n3m n3a n24; do SUSPICIONS_BEFORE[$s]=$(cluster_suspicions "$s"); done
+for s in n1 n3 n3m n3a n3s n24; do SUSPICIONS_BEFORE[$s]=$(cluster_suspicions "$s"); done
 
 for round in $(seq 1 "$ROUNDS"); do
   for w in $WORKLOADS; do
@@ -139,7 +153,7 @@ for round in $(seq 1 "$ROUNDS"); do
 done
 
 # DESIGN section 8: no member may ever be suspected under load.
-for s in n1 n3 n3m n3a n24; do
+for s in n1 n3 n3m n3a n3s n24; do
   [ -n "${SUSPICIONS_BEFORE[$s]:-}" ] || continue
   after=$(cluster_suspicions "$s")
   echo "members suspected during the measured runs, summed over the $s nodes: $((after - SUSPICIONS_BEFORE[$s]))"
@@ -177,4 +191,7 @@ for w in ("get", "post", "mix"):
     d, m = by.get(("n3", w)), by.get(("n3m", w))
     if d and m:
         print(f"durable (n3) over in-memory (n3m), {w}: {med(d, 'cpu') / med(m, 'cpu'):.2f}x CPU per request")
+    t = by.get(("n3s", w))
+    if t and m:
+        print(f"TLS + tokens + secret (n3s) over plain (n3m), {w}: {med(t, 'cpu') / med(m, 'cpu'):.2f}x CPU per request (issue 15: <= 1.3x for get)")
 PY

@@ -118,6 +118,22 @@ pub(crate) struct Cli {
     #[arg(long)]
     token_aware: bool,
 
+    /// Bearer token sent on every request (`Authorization: Bearer <token>`).
+    #[arg(long, env = "SWIMKV_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+
+    /// Speak HTTPS to the targets (rustls); needs --cacert or --insecure.
+    #[arg(long)]
+    tls: bool,
+
+    /// PEM certificate(s) to trust with --tls (a CA, or the server's self-signed certificate).
+    #[arg(long, requires = "tls")]
+    cacert: Option<std::path::PathBuf>,
+
+    /// With --tls, accept any server certificate (self-signed test setups only).
+    #[arg(long, requires = "tls")]
+    insecure: bool,
+
     /// Comma-separated PIDs of the server processes: report their CPU time during
     /// the measured phase, and per operation (Linux: read from /proc).
     #[arg(long, value_delimiter = ',')]
@@ -175,6 +191,10 @@ pub(crate) struct Config {
     pub(crate) key_subsets: Option<Vec<std::sync::Arc<Vec<u64>>>>,
     /// Server processes whose CPU time the measured phase reports.
     pub(crate) cpu_pids: Vec<u32>,
+    /// TLS and token.
+    pub(crate) secure: crate::tls::Secure,
+    /// The bearer token, for `--token-aware`'s ring request.
+    pub(crate) token: Option<String>,
 }
 
 /// Largest accepted `--value-size` (64 MiB).
@@ -227,6 +247,7 @@ impl Config {
             let host = raw
                 .trim()
                 .trim_start_matches("http://")
+                .trim_start_matches("https://")
                 .trim_end_matches('/')
                 .to_string();
             if host.is_empty() {
@@ -242,6 +263,15 @@ impl Config {
         if targets.is_empty() {
             return Err("--targets needs at least one host:port".into());
         }
+        if cli.token_aware && cli.tls {
+            return Err("--token-aware reads the ring over plain HTTP: drop --tls".into());
+        }
+        let secure = crate::tls::Secure::new(
+            cli.tls,
+            cli.cacert.as_deref(),
+            cli.insecure,
+            cli.token.as_deref(),
+        )?;
         let path_prefix =
             percent_encoding::utf8_percent_encode(&cli.key_prefix, KEY_ENCODE).to_string();
         Ok(Config {
@@ -267,6 +297,8 @@ impl Config {
             token_aware: cli.token_aware,
             key_subsets: None,
             cpu_pids: cli.cpu_pids,
+            secure,
+            token: cli.token,
         })
     }
 }

@@ -34,7 +34,8 @@ pub(crate) async fn run_connection(
     mut phase_rx: watch::Receiver<Phase>,
 ) -> ConnStats {
     let (addr, host) = cfg.targets[index % cfg.targets.len()].clone();
-    let mut client = Client::new(addr, host, cfg.path_prefix.clone(), cfg.timeout);
+    let mut client = Client::new(addr, host, cfg.path_prefix.clone(), cfg.timeout)
+        .with_secure(cfg.secure.clone());
     let mut rng = SmallRng::seed_from_u64(splitmix64(cfg.seed ^ splitmix64(index as u64)));
     let value: Vec<u8> = (&mut rng)
         .sample_iter(Alphanumeric)

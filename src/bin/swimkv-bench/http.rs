@@ -17,9 +17,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 use crate::response::{parse_response, ProtocolError, ResponseMeta};
+use crate::tls::{Secure, Stream};
 use crate::workload::Op;
 
 /// Minimum free space offered to each socket read.
@@ -97,17 +97,16 @@ struct RoundTripError {
 
 /// One open keep-alive connection.
 struct Conn {
-    stream: TcpStream,
+    stream: Stream,
     rbuf: Vec<u8>,
     /// Responses completed on this connection.
     served: u64,
 }
 
 impl Conn {
-    /// Opens a connection with Nagle disabled.
-    async fn open(addr: SocketAddr) -> io::Result<Conn> {
-        let stream = TcpStream::connect(addr).await?;
-        stream.set_nodelay(true)?;
+    /// Opens a connection with Nagle disabled (and a TLS handshake under `--tls`).
+    async fn open(addr: SocketAddr, host: &str, secure: &Secure) -> io::Result<Conn> {
+        let stream = secure.connect(addr, host).await?;
         Ok(Conn {
             stream,
             rbuf: Vec::with_capacity(READ_CHUNK),
@@ -184,6 +183,7 @@ pub(crate) struct Client {
     host: String,
     path_prefix: String,
     timeout: Duration,
+    secure: Secure,
     conn: Option<Conn>,
     /// Connections successfully opened.
     pub(crate) connects: u64,
@@ -207,12 +207,19 @@ impl Client {
             host,
             path_prefix,
             timeout,
+            secure: Secure::default(),
             conn: None,
             connects: 0,
             req: Vec::with_capacity(256),
             body: Vec::new(),
             protocol_error: None,
         }
+    }
+
+    /// Reaches the target with `secure` (TLS, token) instead of plain HTTP.
+    pub(crate) fn with_secure(mut self, secure: Secure) -> Self {
+        self.secure = secure;
+        self
     }
 
     /// Opens the connection if there is none; errors are classified.
@@ -223,7 +230,9 @@ impl Client {
         if self.conn.is_some() {
             return Ok(());
         }
-        match tokio::time::timeout_at(deadline, Conn::open(self.addr)).await {
+        match tokio::time::timeout_at(deadline, Conn::open(self.addr, &self.host, &self.secure))
+            .await
+        {
             Err(_) => Err(ErrorKind::ConnectTimeout),
             Ok(Err(e)) => {
                 log::debug!("connect to {} failed: {e}", self.addr);
@@ -252,6 +261,9 @@ impl Client {
         req.extend_from_slice(self.path_prefix.as_bytes());
         // Writing into a Vec cannot fail.
         let _ = write!(req, "{key} HTTP/1.1\r\nHost: {}\r\n", self.host);
+        if let Some(auth) = &self.secure.authorization {
+            req.extend_from_slice(auth.as_bytes());
+        }
         match op {
             Op::Get => req.extend_from_slice(b"\r\n"),
             Op::Delete => req.extend_from_slice(b"Content-Length: 0\r\n\r\n"),

@@ -57,6 +57,7 @@
 //! - `shared`: run phases and the state shared by orchestrator and connection tasks;
 //! - `connection`: one connection's closed loop;
 //! - `orchestrate`: phase driving, progress lines, Ctrl-C;
+//! - `tls`: HTTPS (`--tls`, `--cacert`, `--insecure`) and the bearer token (`--token`);
 //! - `run`: threads, runtimes, merging into a `Report`;
 //! - `report`: totals, JSON and table output;
 //! - `token_aware`: `--token-aware`, the ring fetched from the cluster and the keys
@@ -75,6 +76,7 @@ mod response;
 mod run;
 mod shared;
 mod stats;
+mod tls;
 mod token_aware;
 mod workload;
 
@@ -98,7 +100,7 @@ fn main() -> ExitCode {
     if cfg.token_aware {
         let (addr, host) = cfg.targets[0].clone();
         let hosts: Vec<String> = cfg.targets.iter().map(|(_, h)| h.clone()).collect();
-        let subsets = token_aware::fetch_ring(addr, &host, cfg.timeout)
+        let subsets = token_aware::fetch_ring(addr, &host, cfg.token.as_deref(), cfg.timeout)
             .and_then(|view| token_aware::key_subsets(&view, &hosts, &cfg.key_prefix, cfg.keys));
         match subsets {
             Ok(subsets) => cfg.key_subsets = Some(subsets),

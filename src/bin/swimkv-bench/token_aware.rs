@@ -33,13 +33,15 @@ pub(crate) struct RingView {
 pub(crate) fn fetch_ring(
     addr: SocketAddr,
     host: &str,
+    token: Option<&str>,
     timeout: Duration,
 ) -> Result<RingView, String> {
     let fail = |e: std::io::Error| format!("--token-aware: GET /cluster/ring from {host}: {e}");
     let mut stream = TcpStream::connect_timeout(&addr, timeout).map_err(fail)?;
     stream.set_read_timeout(Some(timeout)).map_err(fail)?;
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
     let request =
-        format!("GET /cluster/ring HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+        format!("GET /cluster/ring HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n{auth}\r\n");
     stream.write_all(request.as_bytes()).map_err(fail)?;
     let mut response = Vec::new();
     stream.read_to_end(&mut response).map_err(fail)?;
