@@ -14,6 +14,8 @@
 #   SKIP_BUILD=1      use the existing target/release/swimkv
 #   KEEP=1            keep the node log, configuration and reports (kept anyway on failure)
 #   SCHEMATHESIS_ARGS extra arguments for `schemathesis run`
+#   AUTH=0            run the node without tokens (default: --auth-tokens with one
+#                     admin token, sent on every request, and a cluster secret)
 #
 # What it does: creates the venv and installs schemathesis if missing, builds the
 # release binary, starts ONE node (`swimkv <port>`, as the README says), runs
@@ -75,7 +77,14 @@ if curl -s -o /dev/null --max-time 1 "$BASE/health"; then
     log "something already answers on $BASE: choose another PORT"
     exit 2
 fi
-"$BIN" "$PORT" --in-memory >"$WORK/node.log" 2>&1 &
+node_args=(--in-memory)
+TOKEN=""
+if [[ "${AUTH:-1}" != 0 ]]; then
+    TOKEN="schemathesis-admin-$(od -An -N8 -tx8 /dev/urandom | tr -d ' ')"
+    printf '%s admin\n' "$TOKEN" >"$WORK/tokens"
+    node_args+=(--cluster-secret "schemathesis-cluster-secret" --auth-tokens "$WORK/tokens")
+fi
+"$BIN" "$PORT" "${node_args[@]}" >"$WORK/node.log" 2>&1 &
 NODE_PID=$!
 log "node pid $NODE_PID on $BASE"
 for _ in $(seq 1 100); do
@@ -123,6 +132,13 @@ if [[ -n "${SEED:-}" ]]; then args+=(--seed "$SEED"); fi
 # shellcheck disable=SC2206
 if [[ -n "${SCHEMATHESIS_ARGS:-}" ]]; then args+=($SCHEMATHESIS_ARGS); fi
 log "schemathesis ${args[*]}"
+if [[ -n "$TOKEN" ]]; then
+    # Every request carries the token; a run without it would test only the 401s.
+    log "with an admin token in every request (not shown)"
+    args+=(--header "Authorization: Bearer $TOKEN")
+    curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$BASE/d/probe" | grep -qx 401 ||
+        { log "the node does not ask for a token on /d/"; exit 2; }
+fi
 # schemathesis keeps its crash cache (`st replay <id>`) in ./.schemathesis: keep it out of the tree.
 mkdir -p "$ROOT/target/schemathesis"
 status=0
@@ -140,6 +156,15 @@ else
     if [[ "$metrics" == *'route="/cluster/leave"'* ]]; then
         log "a request reached /cluster/leave"
         status=1
+    fi
+    if [[ -n "$TOKEN" ]]; then
+        refused=$(grep -E '^swimkv_auth_refused_total' <<<"$metrics" | awk '{s += $2} END {print s + 0}')
+        served=$(grep -E '^swimkv_http_requests_total\{route="/d/\{key:\.\*\}".*status="200"\}' <<<"$metrics" | awk '{s += $2} END {print s + 0}')
+        log "with the token: $served requests on /d/ answered 200, $refused refused by the token check"
+        if [[ "$served" == 0 ]]; then
+            log "no request on /d/ got through: the token was not sent"
+            status=1
+        fi
     fi
     # Documented 503s pass the checks; show any 5xx so a healthy node's are noticed.
     fives=$(grep -E '^swimkv_http_requests_total\{.*status="5[0-9][0-9]"\}' <<<"$metrics" || true)
