@@ -274,13 +274,16 @@ fn answers() -> Answers {
         ),
         (
             ("/health", "get"),
-            (vec![200], cat(&[wrong.clone()], &open)),
+            (vec![200], cat(std::slice::from_ref(&wrong), &open)),
         ),
         (
             ("/metrics", "get"),
-            (vec![200], cat(&[wrong.clone()], &open)),
+            (vec![200], cat(std::slice::from_ref(&wrong), &open)),
         ),
-        (("/", "get"), (vec![200], cat(&[wrong.clone()], &open))),
+        (
+            ("/", "get"),
+            (vec![200], cat(std::slice::from_ref(&wrong), &open)),
+        ),
         (("/openapi.json", "get"), (vec![200], cat(&[wrong], &open))),
     ])
 }

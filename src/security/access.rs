@@ -148,7 +148,9 @@ mod tests {
     #[test]
     fn the_route_table_gives_each_role_its_routes() {
         let d = "/d/{key:.*}";
-        let cases: &[(&str, &str, Option<&str>, Option<&str>, u16)] = &[
+        // (route pattern, method, key, Authorization header, expected status)
+        type Case<'a> = (&'a str, &'a str, Option<&'a str>, Option<&'a str>, u16);
+        let cases: &[Case] = &[
             (d, "GET", Some("k"), None, 401),
             (d, "GET", Some("k"), Some("Bearer nope-nope-nope-nope"), 401),
             (d, "GET", Some("k"), Some("Basic abc"), 401),
