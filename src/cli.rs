@@ -17,10 +17,14 @@ pub struct Cli {
     /// Introducer to join through: a port on this host (8080) or host:port.
     #[arg(env = "SWIMKV_INTRODUCER")]
     pub introducer: Option<String>,
+    /// More introducers (seeds), repeatable; joined with the positional one.
+    #[arg(long = "introducer", id = "seeds", env = "SWIMKV_INTRODUCERS", value_delimiter = ',')]
+    pub seeds: Vec<String>,
     /// Address to bind the HTTP, UDP and peer listeners to.
     #[arg(long, env = "SWIMKV_BIND", default_value = "127.0.0.1")]
     pub bind: String,
-    /// Address other nodes reach this node at [default: the bind address, or 127.0.0.1 when binding 0.0.0.0].
+    /// Address or host name other nodes reach this node at [default: the bind address; when
+    /// binding 0.0.0.0 or ::, the local address of the route to the introducer or of the default route].
     #[arg(long, env = "SWIMKV_ADVERTISE")]
     pub advertise: Option<String>,
     /// Peer RPC (TCP) port [default: HTTP port + 10000].
@@ -223,18 +227,22 @@ impl Cli {
     /// The configuration these flags describe (not yet validated).
     pub fn into_config(self) -> Config {
         let mut c = Config::new(self.port);
-        c.advertise_host = self
-            .advertise
-            .clone()
-            .unwrap_or_else(|| match self.bind.as_str() {
-                "0.0.0.0" | "::" => "127.0.0.1".to_string(),
-                b => b.to_string(),
-            });
+        c.introducers = self
+            .introducer
+            .iter()
+            .chain(self.seeds.iter())
+            .map(|i| introducer_addr(i.trim()))
+            .filter(|i| !i.is_empty())
+            .collect();
+        // An empty advertise host is refused by `Config::validate` with the reason.
+        c.advertise_host = match &self.advertise {
+            Some(a) => a.clone(),
+            None => crate::advertise::advertise_for(&self.bind, &c.introducers).unwrap_or_default(),
+        };
         c.bind_host = self.bind;
         c.peer_port = self
             .peer_port
             .unwrap_or_else(|| self.port.checked_add(PEER_PORT_OFFSET).unwrap_or(0));
-        c.introducers = self.introducer.iter().map(|i| introducer_addr(i)).collect();
         c.cluster_id = self.cluster_id;
         c.cluster_secret = self.cluster_secret;
         c.security = crate::config::SecurityConfig {
@@ -321,6 +329,22 @@ mod tests {
             parse(&["8081", "10.0.0.1:9000"]).introducers,
             ["10.0.0.1:9000"]
         );
+    }
+
+    #[test]
+    fn introducers_may_be_repeated_beside_the_positional_one() {
+        let c = parse(&["8082", "8080", "--introducer", "8081", "--introducer", "h:1"]);
+        assert_eq!(c.introducers, ["127.0.0.1:8080", "127.0.0.1:8081", "h:1"]);
+        assert_eq!(parse(&["8082", "--introducer", "8081"]).introducers, ["127.0.0.1:8081"]);
+    }
+
+    #[test]
+    fn a_wildcard_bind_never_advertises_loopback() {
+        let c = parse(&["8080", "--bind", "0.0.0.0", "--advertise", "node1"]);
+        assert_eq!(c.node_name(), "node1:8080");
+        let c = parse(&["8080", "--bind", "0.0.0.0"]);
+        let ip: Option<std::net::IpAddr> = c.advertise_host.parse().ok();
+        assert!(ip.is_none_or(|ip| !ip.is_loopback()), "{}", c.advertise_host);
     }
 
     #[test]

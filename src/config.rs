@@ -426,6 +426,9 @@ impl Config {
         if r.request_timeout_ms == 0 {
             return bad("request timeout must be positive".into());
         }
+        if self.advertise_host.is_empty() {
+            return bad(format!("bound to {}, but no address other hosts can reach was found (no route to the introducer, no default route): give one with --advertise", self.bind_host));
+        }
         if self.http_port == 0 || self.peer_port == 0 {
             return bad("ports must be non-zero".into());
         }

@@ -8,7 +8,8 @@
 //!
 //! # Layout
 //!
-//! - `config`, `cli`: settings and the command line.
+//! - `config`, `cli`: settings and the command line; `advertise`: the address a
+//!   wildcard-bound node gives its peers; `healthcheck`: `swimkv healthcheck <port>`.
 //! - `node`: the only place that starts and wires actors.
 //! - `membership`: SWIM core (`swim`, `member`, `gossip`, `suspicion`) and its actor.
 //! - `ring`: murmur3 tokens, virtual nodes, preference lists, and the ring actor.
@@ -22,10 +23,12 @@
 //! Dependencies point one way: api → replication → ring → membership → transport,
 //! with storage, config and metrics at the bottom.
 
+pub mod advertise;
 pub mod api;
 pub mod cli;
 pub mod config;
 pub mod membership;
+pub mod healthcheck;
 pub mod metrics;
 pub mod node;
 pub mod replication;

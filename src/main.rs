@@ -1,4 +1,5 @@
-//! The `swimkv` binary: parse flags, set up logging, run a node.
+//! The `swimkv` binary: parse flags, set up logging, run a node; or, as
+//! `swimkv healthcheck [<port>]`, check a node's `/health` (see `healthcheck.rs`).
 //!
 //! Exit status 2 for a refused configuration, a refused data directory or a port
 //! in use, with a one-line message; 3 after a failed fsync.
@@ -8,6 +9,10 @@ use std::io::Write;
 use swimkv::cli::Cli;
 
 fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("healthcheck") {
+        std::process::exit(swimkv::healthcheck::main(&args[2..]));
+    }
     let config = Cli::parse().into_config();
     if let Err(e) = config.validate() {
         eprintln!("swimkv: invalid configuration: {e}");

@@ -140,6 +140,9 @@ pub struct MembershipLinks {
     pub max_clock_offset_ms: u64,
 }
 
+/// How long a host name's resolution is used before it is resolved again.
+pub const HOSTNAME_TTL: Duration = Duration::from_secs(5);
+
 /// Owns the UDP socket and the SWIM core.
 pub struct MembershipActor {
     swim: Swim,
@@ -149,7 +152,7 @@ pub struct MembershipActor {
     started: Instant,
     started_unix_ms: u64,
     links: MembershipLinks,
-    addrs: HashMap<String, SocketAddr>,
+    addrs: HashMap<String, (SocketAddr, Option<Instant>)>,
     counters: Arc<UdpCounters>,
     metrics: Metrics,
     reported: super::swim::Stats,
@@ -202,15 +205,31 @@ impl MembershipActor {
         self.started.elapsed().as_millis() as u64
     }
 
+    /// The address of member or seed `name`: an IP address as it is, a host
+    /// name resolved again once its last resolution is [`HOSTNAME_TTL`] old, so
+    /// that a container that comes back with a new address, or a seed whose DNS
+    /// entry appears late, is reached at its current one.
     fn resolve(&mut self, name: &str) -> Option<SocketAddr> {
-        if let Some(a) = self.addrs.get(name) {
-            return Some(*a);
+        let now = Instant::now();
+        if let Some((addr, expires)) = self.addrs.get(name) {
+            if expires.is_none_or(|at| now < at) {
+                return Some(*addr);
+            }
         }
-        let addr = name
-            .parse::<SocketAddr>()
-            .ok()
-            .or_else(|| name.to_socket_addrs().ok().and_then(|mut it| it.next()))?;
-        self.addrs.insert(name.to_string(), addr);
+        let (addr, expires) = match name.parse::<SocketAddr>() {
+            Ok(addr) => (addr, None),
+            Err(_) => {
+                let resolved = name.to_socket_addrs().ok().and_then(|mut it| it.next());
+                match resolved {
+                    Some(addr) => (addr, Some(now + HOSTNAME_TTL)),
+                    None => {
+                        self.addrs.remove(name);
+                        return None;
+                    }
+                }
+            }
+        };
+        self.addrs.insert(name.to_string(), (addr, expires));
         Some(addr)
     }
 
