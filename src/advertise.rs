@@ -49,7 +49,9 @@ pub fn advertise_for(bind: &str, introducers: &[String]) -> Result<String, Strin
         .find_map(|i| i.to_socket_addrs().ok().and_then(|mut a| a.next()));
     // Documentation addresses (RFC 5737, RFC 3849): only the route is looked up.
     let default: SocketAddr = if v6 {
-        "[2001:db8::1]:9".parse().map_err(|_| "bad address".to_string())?
+        "[2001:db8::1]:9"
+            .parse()
+            .map_err(|_| "bad address".to_string())?
     } else {
         ([192, 0, 2, 1], 9).into()
     };
@@ -75,9 +77,15 @@ mod tests {
 
     #[test]
     fn loopback_and_unspecified_candidates_are_never_chosen() {
-        assert_eq!(choose(&[ip("127.0.0.1"), None, ip("10.0.0.5")]), ip("10.0.0.5"));
+        assert_eq!(
+            choose(&[ip("127.0.0.1"), None, ip("10.0.0.5")]),
+            ip("10.0.0.5")
+        );
         assert_eq!(choose(&[ip("0.0.0.0"), ip("::1")]), None);
-        assert_eq!(choose(&[ip("172.18.0.3"), ip("10.0.0.5")]), ip("172.18.0.3"));
+        assert_eq!(
+            choose(&[ip("172.18.0.3"), ip("10.0.0.5")]),
+            ip("172.18.0.3")
+        );
         assert_eq!(choose(&[]), None);
     }
 

@@ -18,7 +18,12 @@ pub struct Cli {
     #[arg(env = "SWIMKV_INTRODUCER")]
     pub introducer: Option<String>,
     /// More introducers (seeds), repeatable; joined with the positional one.
-    #[arg(long = "introducer", id = "seeds", env = "SWIMKV_INTRODUCERS", value_delimiter = ',')]
+    #[arg(
+        long = "introducer",
+        id = "seeds",
+        env = "SWIMKV_INTRODUCERS",
+        value_delimiter = ','
+    )]
     pub seeds: Vec<String>,
     /// Address to bind the HTTP, UDP and peer listeners to.
     #[arg(long, env = "SWIMKV_BIND", default_value = "127.0.0.1")]
@@ -333,9 +338,19 @@ mod tests {
 
     #[test]
     fn introducers_may_be_repeated_beside_the_positional_one() {
-        let c = parse(&["8082", "8080", "--introducer", "8081", "--introducer", "h:1"]);
+        let c = parse(&[
+            "8082",
+            "8080",
+            "--introducer",
+            "8081",
+            "--introducer",
+            "h:1",
+        ]);
         assert_eq!(c.introducers, ["127.0.0.1:8080", "127.0.0.1:8081", "h:1"]);
-        assert_eq!(parse(&["8082", "--introducer", "8081"]).introducers, ["127.0.0.1:8081"]);
+        assert_eq!(
+            parse(&["8082", "--introducer", "8081"]).introducers,
+            ["127.0.0.1:8081"]
+        );
     }
 
     #[test]
@@ -344,7 +359,11 @@ mod tests {
         assert_eq!(c.node_name(), "node1:8080");
         let c = parse(&["8080", "--bind", "0.0.0.0"]);
         let ip: Option<std::net::IpAddr> = c.advertise_host.parse().ok();
-        assert!(ip.is_none_or(|ip| !ip.is_loopback()), "{}", c.advertise_host);
+        assert!(
+            ip.is_none_or(|ip| !ip.is_loopback()),
+            "{}",
+            c.advertise_host
+        );
     }
 
     #[test]
