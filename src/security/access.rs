@@ -46,7 +46,7 @@ pub enum Refusal {
     Forbidden(String),
 }
 
-/// What `method` on the route `pattern` (an actix pattern from the API's route
+/// What `method` on the route `pattern` (a route pattern from the API's route
 /// table, `None` when no route matched) needs; `key` is the decoded key of a
 /// key route. `everything` protects the otherwise open routes too.
 pub fn need(pattern: Option<&str>, method: &str, key: Option<String>, everything: bool) -> Need {
