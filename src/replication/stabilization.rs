@@ -27,6 +27,12 @@ use std::sync::Arc;
 /// Delay before a walk that failed is tried again, in milliseconds.
 pub const WALK_RETRY_MS: u64 = 1_000;
 
+/// A graceful leave whose last walk could not hand every key off (a target
+/// did not take a batch) walks again, every [`WALK_RETRY_MS`], at most this many
+/// times before it gives up and reports the failure: leaving with keys not
+/// handed off would take their copies out of the cluster.
+pub const LEAVE_WALK_ATTEMPTS: u32 = 20;
+
 /// What the core asks the shell to do.
 #[derive(Clone, Debug)]
 pub enum StabilizeEffect {
@@ -74,6 +80,8 @@ pub struct Stabilizer {
     synced_for: Option<u64>,
     retry_at: Option<u64>,
     leaving: Option<u64>,
+    leave_attempts: u32,
+    leave_retry_at: Option<u64>,
     push_own: bool,
     synced_once: bool,
     serving: bool,
@@ -95,6 +103,8 @@ impl Stabilizer {
             synced_for: None,
             retry_at: None,
             leaving: None,
+            leave_attempts: 0,
+            leave_retry_at: None,
             push_own: false,
             synced_once: false,
             serving: false,
@@ -288,6 +298,11 @@ impl Stabilizer {
             self.retry_at = None;
             self.start_walk(out);
         }
+        if self.leave_retry_at.is_some_and(|at| now_ms >= at) {
+            self.leave_retry_at = None;
+            self.leaving = None;
+            self.leave(out);
+        }
         if self.in_transition() && self.walk.is_none() {
             // Repeat our report: a member may have learned of this ring after it.
             self.announce(out);
@@ -417,7 +432,17 @@ impl Stabilizer {
     ) {
         let target = self.walk.take().map(|(_, w)| fingerprint(w.target()));
         if self.leaving == Some(walk) {
-            out.push(StabilizeEffect::LeaveDone(result));
+            match result {
+                Err(why) if self.leave_attempts + 1 < LEAVE_WALK_ATTEMPTS => {
+                    self.leave_attempts += 1;
+                    log::warn!(
+                        "leave handoff incomplete ({why}); walking again in 1 s (attempt {} of {LEAVE_WALK_ATTEMPTS})",
+                        self.leave_attempts + 1
+                    );
+                    self.leave_retry_at = Some(self.now + WALK_RETRY_MS);
+                }
+                result => out.push(StabilizeEffect::LeaveDone(result)),
+            }
             return;
         }
         let current = self.transition.as_ref().map(|t| fingerprint(t.current()));
@@ -470,5 +495,125 @@ impl Stabilizer {
         };
         self.leaving = Some(self.walks + 1);
         self.begin(plan, out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::membership::LiveMember;
+    use crate::replication::handoff::WalkEffect;
+    use crate::storage::{Record, Version};
+
+    fn member(name: &str) -> LiveMember {
+        LiveMember {
+            name: name.to_string(),
+            peer_addr: name.to_string(),
+            store: 1,
+            pending: false,
+        }
+    }
+
+    /// Runs the walks of `s` to their end: every page is `keys` once, then empty;
+    /// a push succeeds when `push_ok`. Answers the leave's outcome, if one came.
+    fn run_walks(
+        s: &mut Stabilizer,
+        mut out: Vec<StabilizeEffect>,
+        keys: &[(String, Record)],
+        push_ok: bool,
+    ) -> Option<Result<u64, String>> {
+        let mut served = std::collections::BTreeSet::new();
+        for _ in 0..1_000 {
+            let Some(effect) = out.pop() else { return None };
+            match effect {
+                StabilizeEffect::LeaveDone(result) => return Some(result),
+                StabilizeEffect::Walk { walk, effect } => {
+                    let mut more = Vec::new();
+                    match effect {
+                        WalkEffect::ReadPage { .. } => {
+                            let page = if served.insert(walk) {
+                                keys.to_vec()
+                            } else {
+                                Vec::new()
+                            };
+                            s.on_page(walk, page, &mut more);
+                        }
+                        WalkEffect::Push { to, records } => {
+                            s.on_pushed(walk, &to, push_ok, records.len() as u64, &mut more)
+                        }
+                        _ => {}
+                    }
+                    out.extend(more);
+                }
+                _ => {}
+            }
+        }
+        None
+    }
+
+    #[test]
+    fn a_leave_whose_handoff_fails_walks_again_instead_of_leaving_with_the_keys() {
+        let live: Vec<LiveMember> = ["a:1", "b:1", "c:1", "d:1"].map(member).to_vec();
+        let mut s = Stabilizer::new("a:1".into(), 3, 2, StabilizeConfig::default());
+        let mut out = Vec::new();
+        s.on_ring(RingSnapshot::new(1, &live, 16, 4), false, 0, &mut out);
+        let keys: Vec<(String, Record)> = (0..50)
+            .map(|i| {
+                let version = Version {
+                    ts: 1 << 16,
+                    node: 1,
+                };
+                (
+                    format!("k{i}"),
+                    Record::value(version, bytes::Bytes::from_static(b"v")),
+                )
+            })
+            .collect();
+        let mut out = Vec::new();
+        s.leave(&mut out);
+        assert_eq!(
+            run_walks(&mut s, out, &keys, false),
+            None,
+            "left though a push failed"
+        );
+        // A second later the leave walks again; this time every push lands.
+        let mut out = Vec::new();
+        s.on_tick(WALK_RETRY_MS, &mut out);
+        match run_walks(&mut s, out, &keys, true) {
+            Some(Ok(moved)) => assert!(moved > 0, "nothing handed off"),
+            other => panic!("the second walk did not end the leave: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_leave_that_keeps_failing_reports_it_after_its_attempts() {
+        let live: Vec<LiveMember> = ["a:1", "b:1", "c:1"].map(member).to_vec();
+        let mut s = Stabilizer::new("a:1".into(), 2, 2, StabilizeConfig::default());
+        let mut out = Vec::new();
+        s.on_ring(RingSnapshot::new(1, &live, 16, 3), false, 0, &mut out);
+        let keys: Vec<(String, Record)> = (0..20)
+            .map(|i| {
+                let version = Version {
+                    ts: 1 << 16,
+                    node: 1,
+                };
+                (
+                    format!("k{i}"),
+                    Record::value(version, bytes::Bytes::from_static(b"v")),
+                )
+            })
+            .collect();
+        let mut out = Vec::new();
+        s.leave(&mut out);
+        let mut outcome = run_walks(&mut s, out, &keys, false);
+        for attempt in 1..LEAVE_WALK_ATTEMPTS as u64 + 2 {
+            if outcome.is_some() {
+                break;
+            }
+            let mut out = Vec::new();
+            s.on_tick(attempt * WALK_RETRY_MS, &mut out);
+            outcome = run_walks(&mut s, out, &keys, false);
+        }
+        assert!(matches!(outcome, Some(Err(_))), "{outcome:?}");
     }
 }
