@@ -524,7 +524,7 @@ mod tests {
     ) -> Option<Result<u64, String>> {
         let mut served = std::collections::BTreeSet::new();
         for _ in 0..1_000 {
-            let Some(effect) = out.pop() else { return None };
+            let effect = out.pop()?;
             match effect {
                 StabilizeEffect::LeaveDone(result) => return Some(result),
                 StabilizeEffect::Walk { walk, effect } => {
