@@ -551,24 +551,36 @@ mod tests {
         None
     }
 
-    #[test]
-    fn a_leave_whose_handoff_fails_walks_again_instead_of_leaving_with_the_keys() {
-        let live: Vec<LiveMember> = ["a:1", "b:1", "c:1", "d:1"].map(member).to_vec();
-        let mut s = Stabilizer::new("a:1".into(), 3, 2, StabilizeConfig::default());
+    /// The stabilizer of `a:1` on a ring of `names` keeping `n` replicas (W = 2),
+    /// and `count` keys for its walks to find.
+    fn member_a_of(names: &[&str], n: usize, count: usize) -> (Stabilizer, Vec<(String, Record)>) {
+        let live: Vec<LiveMember> = names.iter().map(|m| member(m)).collect();
+        let mut s = Stabilizer::new("a:1".into(), n, 2, StabilizeConfig::default());
         let mut out = Vec::new();
-        s.on_ring(RingSnapshot::new(1, &live, 16, 4), false, 0, &mut out);
-        let keys: Vec<(String, Record)> = (0..50)
+        s.on_ring(
+            RingSnapshot::new(1, &live, 16, live.len()),
+            false,
+            0,
+            &mut out,
+        );
+        let version = Version {
+            ts: 1 << 16,
+            node: 1,
+        };
+        let keys = (0..count)
             .map(|i| {
-                let version = Version {
-                    ts: 1 << 16,
-                    node: 1,
-                };
                 (
                     format!("k{i}"),
                     Record::value(version, bytes::Bytes::from_static(b"v")),
                 )
             })
             .collect();
+        (s, keys)
+    }
+
+    #[test]
+    fn a_leave_whose_handoff_fails_walks_again_instead_of_leaving_with_the_keys() {
+        let (mut s, keys) = member_a_of(&["a:1", "b:1", "c:1", "d:1"], 3, 50);
         let mut out = Vec::new();
         s.leave(&mut out);
         assert_eq!(
@@ -587,22 +599,7 @@ mod tests {
 
     #[test]
     fn a_leave_that_keeps_failing_reports_it_after_its_attempts() {
-        let live: Vec<LiveMember> = ["a:1", "b:1", "c:1"].map(member).to_vec();
-        let mut s = Stabilizer::new("a:1".into(), 2, 2, StabilizeConfig::default());
-        let mut out = Vec::new();
-        s.on_ring(RingSnapshot::new(1, &live, 16, 3), false, 0, &mut out);
-        let keys: Vec<(String, Record)> = (0..20)
-            .map(|i| {
-                let version = Version {
-                    ts: 1 << 16,
-                    node: 1,
-                };
-                (
-                    format!("k{i}"),
-                    Record::value(version, bytes::Bytes::from_static(b"v")),
-                )
-            })
-            .collect();
+        let (mut s, keys) = member_a_of(&["a:1", "b:1", "c:1"], 2, 20);
         let mut out = Vec::new();
         s.leave(&mut out);
         let mut outcome = run_walks(&mut s, out, &keys, false);
