@@ -22,7 +22,7 @@ mod control;
 mod store;
 
 pub use boot::run;
-pub use control::{Control, GracefulLeave, Stop};
+pub use control::{Control, GracefulLeave, LeaveRefused, Stop};
 pub use store::NodeStore;
 
 use crate::api::AppState;

@@ -27,7 +27,7 @@ use swimkv::api::{self, AppState};
 use swimkv::config::Config;
 use swimkv::membership::actor::GetMembers;
 use swimkv::membership::LiveMember;
-use swimkv::node::{start_actors, GracefulLeave, Identity, NodeStore};
+use swimkv::node::{start_actors, GracefulLeave, Identity, LeaveRefused, NodeStore};
 use swimkv::replication::actor::ReplicationActor;
 use swimkv::replication::placement::Placement;
 use swimkv::replication::stabilizer::{PeerSynced, PlacementChanged};
@@ -800,16 +800,16 @@ async fn cluster_local_refuses_a_limit_out_of_range_and_a_bad_after_with_400() {
 }
 
 /// Answers a graceful leave as the node's `Control` would, without stopping anything.
-struct LeaveStub(Result<u64, String>);
+struct LeaveStub(Result<u64, LeaveRefused>);
 
 impl Actor for LeaveStub {
     type Context = Context<Self>;
 }
 
 impl Handler<GracefulLeave> for LeaveStub {
-    type Result = Result<u64, String>;
+    type Result = Result<u64, LeaveRefused>;
 
-    fn handle(&mut self, _: GracefulLeave, _: &mut Context<Self>) -> Result<u64, String> {
+    fn handle(&mut self, _: GracefulLeave, _: &mut Context<Self>) -> Result<u64, LeaveRefused> {
         self.0.clone()
     }
 }
@@ -829,11 +829,24 @@ async fn leave_answers_200_with_the_number_of_keys_handed_off() {
 
 #[actix_web::test]
 async fn leave_is_503_when_the_node_cannot_leave() {
-    let stub = LeaveStub(Err("already leaving".into())).start().recipient();
+    let stub = LeaveStub(Err(LeaveRefused::AlreadyLeaving))
+        .start()
+        .recipient();
     let node = Node::start(Config::for_test(), Vec::new(), Some(stub)).await;
     let app = app!(node);
     send!(app, request("POST", "/cluster/leave"))
         .assert_error(StatusCode::SERVICE_UNAVAILABLE, "unavailable");
+    // A leave whose handoff could not complete was given up: the node says so.
+    let stub = LeaveStub(Err(LeaveRefused::HandoffIncomplete(
+        "push to b failed".into(),
+    )))
+    .start()
+    .recipient();
+    let node = Node::start(Config::for_test(), Vec::new(), Some(stub)).await;
+    let app = app!(node);
+    let r = send!(app, request("POST", "/cluster/leave"));
+    assert_eq!(r.header(header::RETRY_AFTER), "5");
+    r.assert_error(StatusCode::SERVICE_UNAVAILABLE, "handoff_incomplete");
     // A node started without a leave path (as in tests) refuses it the same way.
     let node = Node::single().await;
     let app = app!(node);

@@ -52,7 +52,15 @@ use swimkv::storage::Version;
 
 /// After a heal, how long reads are not checked against the other side's writes.
 const PARTITION_SETTLE_MS: u64 = 10_000;
-const KEYS: usize = 30;
+/// Keys the clients write (`SWIMKV_SIM_KEYS` for a soak with many keys each
+/// written about once, where a copy lost is not overwritten soon after).
+fn keys() -> usize {
+    std::env::var("SWIMKV_SIM_KEYS")
+        .ok()
+        .and_then(|k| k.parse().ok())
+        .filter(|&k| k > 0)
+        .unwrap_or(30)
+}
 const CLIENTS: usize = 3;
 const INITIAL: usize = 5;
 const MAX_NODES: usize = 7;
@@ -169,7 +177,7 @@ impl Driver {
         }
         let running = w.running();
         let node = running[self.rng.gen_range(0..running.len())];
-        let key = self.rng.gen_range(0..KEYS);
+        let key = self.rng.gen_range(0..keys());
         let kind = match self.rng.gen_range(0..10) {
             0..=4 => Kind::Read,
             5..=8 => {
@@ -248,6 +256,10 @@ impl Driver {
         }
         if !w.partitioned() && running.len() >= 4 && w.now() >= self.founder_until {
             choices.push(Nemesis::Partition);
+        }
+        // SWIMKV_SIM_NEMESES=Leave,Rejoin (for example) keeps only those.
+        if let Ok(only) = std::env::var("SWIMKV_SIM_NEMESES") {
+            choices.retain(|n| only.split(',').any(|o| o == format!("{n:?}")));
         }
         if let Some(&pick) = choices.get(self.rng.gen_range(0..choices.len().max(1))) {
             *self.nemeses.entry(format!("{pick:?}")).or_default() += 1;
@@ -378,7 +390,7 @@ fn across_a_partition(
 fn check(seed: u64, history: &[Rec], cuts: &[Cut], starts: &[(usize, u64)], report: &mut Report) {
     let mut values: HashMap<Bytes, usize> = HashMap::new();
     // Acknowledged writes per key: (ack time, version, writer, a delete).
-    let mut acked: Vec<Vec<(u64, Version, usize, bool)>> = vec![Vec::new(); KEYS];
+    let mut acked: Vec<Vec<(u64, Version, usize, bool)>> = vec![Vec::new(); keys()];
     for r in history {
         if let Kind::Write(Some(v)) = &r.kind {
             values.insert(v.clone(), r.key);
@@ -490,7 +502,7 @@ fn simulate(seed: u64, config: WorldConfig) -> Report {
     let seed_violations = std::mem::take(&mut w.violations);
     // Final reads of every key through random settled nodes, retried while a
     // coordinator answers 503.
-    for key in 0..KEYS {
+    for key in 0..keys() {
         for attempt in 0..20 {
             let ready: Vec<usize> = w
                 .running()

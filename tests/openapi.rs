@@ -148,6 +148,9 @@ fn every_error() -> Vec<ApiError> {
             current: Some("\"v\"".into()),
         },
         ApiError::ClockSkew,
+        ApiError::HandoffIncomplete {
+            reason: "push failed".into(),
+        },
         ApiError::StorageUnavailable,
         ApiError::Unauthenticated {
             message: "a bearer token is required",
@@ -169,6 +172,7 @@ fn every_error() -> Vec<ApiError> {
             | ApiError::NotJoined
             | ApiError::PreconditionFailed { .. }
             | ApiError::ClockSkew
+            | ApiError::HandoffIncomplete { .. }
             | ApiError::StorageUnavailable
             | ApiError::Unauthenticated { .. }
             | ApiError::Forbidden { .. } => {}
@@ -265,7 +269,19 @@ fn answers() -> Answers {
         ),
         (
             ("/cluster/leave", "post"),
-            (vec![200], cat(&[ShuttingDown, wrong.clone()], &guarded)),
+            (
+                vec![200],
+                cat(
+                    &[
+                        ShuttingDown,
+                        HandoffIncomplete {
+                            reason: "push failed".into(),
+                        },
+                        wrong.clone(),
+                    ],
+                    &guarded,
+                ),
+            ),
         ),
         // Not ready is a 503 with the readiness body, not an error.
         (

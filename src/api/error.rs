@@ -65,6 +65,12 @@ pub enum ApiError {
     },
     /// This node's clock is off from most of its peers' clocks: writes are refused (503).
     ClockSkew,
+    /// A graceful leave could not hand every key off and was given up: the node
+    /// is still a member (503 with Retry-After).
+    HandoffIncomplete {
+        /// What failed.
+        reason: String,
+    },
     /// This node cannot write to its data directory in time: writes are refused (503).
     StorageUnavailable,
     /// No bearer token, a malformed or an unknown one (401 with `WWW-Authenticate: Bearer`).
@@ -114,6 +120,10 @@ impl fmt::Display for ApiError {
             ApiError::ClockSkew => f.write_str(
                 "this node's clock is off from most of its peers' clocks; writes are refused until it is fixed (write through another node)",
             ),
+            ApiError::HandoffIncomplete { reason } => write!(
+                f,
+                "the leave was given up: not every key could be handed off ({reason}); this node is still a member, retry the leave"
+            ),
         }
     }
 }
@@ -133,6 +143,7 @@ impl ApiError {
             ApiError::NotJoined => "not_joined",
             ApiError::PreconditionFailed { .. } => "precondition_failed",
             ApiError::ClockSkew => "clock_skew",
+            ApiError::HandoffIncomplete { .. } => "handoff_incomplete",
             ApiError::StorageUnavailable => "storage_unavailable",
             ApiError::Unauthenticated { .. } => "unauthorized",
             ApiError::Forbidden { .. } => "forbidden",
@@ -158,6 +169,7 @@ impl ResponseError for ApiError {
             | ApiError::ShuttingDown
             | ApiError::NotJoined
             | ApiError::ClockSkew
+            | ApiError::HandoffIncomplete { .. }
             | ApiError::StorageUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
@@ -198,6 +210,9 @@ impl ResponseError for ApiError {
             }
             ApiError::NotJoined => {
                 resp.insert_header((header::RETRY_AFTER, "1"));
+            }
+            ApiError::HandoffIncomplete { .. } => {
+                resp.insert_header((header::RETRY_AFTER, "5"));
             }
             ApiError::Unauthenticated { .. } => {
                 resp.insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"swimkv\""));

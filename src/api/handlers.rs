@@ -470,12 +470,15 @@ pub async fn leave(state: web::Data<AppState>) -> Result<HttpResponse> {
     let Some(leave) = &state.leave else {
         return Err(ApiError::ShuttingDown);
     };
-    match leave.send(crate::node::GracefulLeave).await {
+    match leave.send(crate::node::GracefulLeave { force: false }).await {
         Ok(Ok(handed_off)) => Ok(HttpResponse::Ok().json(json!({
             "node": state.node,
             "state": "left",
             "handed_off": handed_off,
         }))),
+        Ok(Err(crate::node::LeaveRefused::HandoffIncomplete(why))) => {
+            Err(ApiError::HandoffIncomplete { reason: why })
+        }
         _ => Err(ApiError::ShuttingDown),
     }
 }

@@ -7,7 +7,9 @@
 //!
 //! Invariant: a node leaves at most once; a second request is refused while the
 //! first runs, and the process stops only after the handoff, the announcement
-//! and the record of it in the data directory.
+//! and the record of it in the data directory. A requested leave whose handoff
+//! could not complete is refused and the node stays a member (its keys would
+//! leave with it); a leave on a signal goes ahead anyway, the process must end.
 
 use crate::membership::actor::{Leave, Stopping};
 use crate::replication::stabilizer::HandOffAll;
@@ -18,8 +20,36 @@ use std::time::Duration;
 /// Leave gracefully: hand every key off, announce `left`, stop the node.
 /// Answers how many keys were handed off.
 #[derive(Message)]
-#[rtype(result = "Result<u64, String>")]
-pub struct GracefulLeave;
+#[rtype(result = "Result<u64, LeaveRefused>")]
+pub struct GracefulLeave {
+    /// Leave even when the handoff could not complete (a signal: the process
+    /// ends either way).
+    pub force: bool,
+}
+
+/// Why a graceful leave did not happen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeaveRefused {
+    /// Another leave is running.
+    AlreadyLeaving,
+    /// Some keys could not be handed off: the node stays a member.
+    HandoffIncomplete(String),
+    /// The node's actors are gone.
+    Stopped(String),
+}
+
+impl std::fmt::Display for LeaveRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LeaveRefused::AlreadyLeaving => f.write_str("already leaving"),
+            LeaveRefused::HandoffIncomplete(why) => write!(
+                f,
+                "could not hand every key off ({why}); this node is still a member, retry the leave"
+            ),
+            LeaveRefused::Stopped(why) => write!(f, "node stopping: {why}"),
+        }
+    }
+}
 
 /// Stop and keep the data: flush and fsync the store, stop the node.
 #[derive(Message)]
@@ -63,9 +93,9 @@ impl Actor for Control {
 }
 
 impl Handler<GracefulLeave> for Control {
-    type Result = ResponseActFuture<Self, Result<u64, String>>;
+    type Result = ResponseActFuture<Self, Result<u64, LeaveRefused>>;
 
-    fn handle(&mut self, _: GracefulLeave, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: GracefulLeave, _: &mut Context<Self>) -> Self::Result {
         let first = !self.leaving;
         self.leaving = true;
         let stabilizer = self.stabilizer.clone();
@@ -73,15 +103,19 @@ impl Handler<GracefulLeave> for Control {
         let left = self.left.clone();
         let work = async move {
             if !first {
-                return Err("already leaving".to_string());
+                return Err(LeaveRefused::AlreadyLeaving);
             }
             let handed = match stabilizer.send(HandOffAll).await {
                 Ok(Ok(n)) => n,
+                Ok(Err(why)) if !msg.force => {
+                    log::error!("leave refused: handoff incomplete ({why}); still a member");
+                    return Err(LeaveRefused::HandoffIncomplete(why));
+                }
                 Ok(Err(why)) => {
-                    log::warn!("handoff before leaving incomplete: {why}");
+                    log::warn!("handoff before leaving incomplete: {why}; leaving anyway");
                     0
                 }
-                Err(e) => return Err(e.to_string()),
+                Err(e) => return Err(LeaveRefused::Stopped(e.to_string())),
             };
             log::info!("handed off {handed} keys; announcing left");
             let _ = membership.send(Leave).await;
@@ -94,7 +128,10 @@ impl Handler<GracefulLeave> for Control {
             }
             Ok(handed)
         };
-        Box::pin(work.into_actor(self).map(|result, _, ctx| {
+        Box::pin(work.into_actor(self).map(move |result, act, ctx| {
+            if matches!(result, Err(LeaveRefused::HandoffIncomplete(_))) {
+                act.leaving = false;
+            }
             if result.is_ok() {
                 ctx.run_later(Duration::from_millis(500), |_, _| {
                     log::info!("left the cluster; stopping");
@@ -160,7 +197,7 @@ pub(super) async fn stop_on_signal(control: Addr<Control>, leave: bool) {
         return;
     }
     log::info!("signal received: handing data off and leaving the cluster");
-    if let Ok(Err(why)) = control.send(GracefulLeave).await {
+    if let Ok(Err(why)) = control.send(GracefulLeave { force: true }).await {
         log::warn!("graceful leave failed: {why}; stopping anyway");
         System::current().stop();
     }

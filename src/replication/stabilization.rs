@@ -29,8 +29,9 @@ pub const WALK_RETRY_MS: u64 = 1_000;
 
 /// A graceful leave whose last walk could not hand every key off (a target
 /// did not take a batch) walks again, every [`WALK_RETRY_MS`], at most this many
-/// times before it gives up and reports the failure: leaving with keys not
-/// handed off would take their copies out of the cluster.
+/// times before it gives up, reports the failure and takes writes again (the
+/// node stays a member): leaving with keys not handed off would take their
+/// copies out of the cluster.
 pub const LEAVE_WALK_ATTEMPTS: u32 = 20;
 
 /// What the core asks the shell to do.
@@ -60,8 +61,9 @@ pub enum StabilizeEffect {
     Authority(bool),
     /// This node's handoff completed: stop announcing it as a pending replica.
     MarkSynced,
-    /// A graceful leave started: the local replica must refuse writes from now on.
-    SetLeaving,
+    /// A graceful leave started (`true`): the local replica must refuse writes
+    /// from now on; or it was given up (`false`): take writes again.
+    SetLeaving(bool),
     /// The graceful leave's walk ended: keys handed off, or why not all were.
     LeaveDone(Result<u64, String>),
 }
@@ -441,6 +443,17 @@ impl Stabilizer {
                     );
                     self.leave_retry_at = Some(self.now + WALK_RETRY_MS);
                 }
+                Err(why) => {
+                    // Given up: still a member, so take writes and hand off again.
+                    log::warn!(
+                        "leave handoff incomplete after {LEAVE_WALK_ATTEMPTS} walks ({why}); staying a member"
+                    );
+                    self.leaving = None;
+                    self.leave_attempts = 0;
+                    out.push(StabilizeEffect::SetLeaving(false));
+                    out.push(StabilizeEffect::LeaveDone(Err(why)));
+                    self.start_walk(out);
+                }
                 result => out.push(StabilizeEffect::LeaveDone(result)),
             }
             return;
@@ -464,7 +477,8 @@ impl Stabilizer {
 
     /// Starts a graceful leave: the replica refuses writes from now on, and one
     /// last walk hands every key to the members that own it without this node.
-    /// Answers with [`StabilizeEffect::LeaveDone`].
+    /// Answers with [`StabilizeEffect::LeaveDone`]; a leave that could not hand
+    /// everything off is given up (writes are taken again) before it answers.
     pub fn leave(&mut self, out: &mut Vec<StabilizeEffect>) {
         let Some(current) = self.transition.as_ref().map(|t| t.current().clone()) else {
             out.push(StabilizeEffect::LeaveDone(Ok(0)));
@@ -473,7 +487,7 @@ impl Stabilizer {
         if self.leaving.is_some() {
             return;
         }
-        out.push(StabilizeEffect::SetLeaving);
+        out.push(StabilizeEffect::SetLeaving(true));
         let others = current
             .identities()
             .filter(|(m, _)| *m != self.me)
@@ -598,7 +612,7 @@ mod tests {
     }
 
     #[test]
-    fn a_leave_that_keeps_failing_reports_it_after_its_attempts() {
+    fn a_leave_that_keeps_failing_is_given_up_and_the_node_stays_a_member() {
         let (mut s, keys) = member_a_of(&["a:1", "b:1", "c:1"], 2, 20);
         let mut out = Vec::new();
         s.leave(&mut out);
@@ -612,5 +626,13 @@ mod tests {
             outcome = run_walks(&mut s, out, &keys, false);
         }
         assert!(matches!(outcome, Some(Err(_))), "{outcome:?}");
+        // Given up: no longer leaving, so the operator can leave again later.
+        let mut out = Vec::new();
+        s.leave(&mut out);
+        assert!(
+            out.iter()
+                .any(|e| matches!(e, StabilizeEffect::SetLeaving(true))),
+            "still leaving after the leave was given up: {out:?}"
+        );
     }
 }

@@ -190,7 +190,7 @@ impl StabilizerActor {
                         m.do_send(MarkSynced);
                     }
                 }
-                StabilizeEffect::SetLeaving => self.storage.leaving.do_send(SetLeaving),
+                StabilizeEffect::SetLeaving(on) => self.storage.leaving.do_send(SetLeaving(on)),
                 StabilizeEffect::LeaveDone(result) => {
                     if let Some(reply) = self.leave_reply.take() {
                         let _ = reply.send(result);

@@ -60,10 +60,11 @@ pub struct DropHandedOff(pub Vec<(String, Version)>);
 #[rtype(result = "()")]
 pub struct SetAuthority(pub bool);
 
-/// A graceful leave started: refuse every write from now on.
+/// A graceful leave started (`true`): refuse every write from now on; or it was
+/// given up (`false`): take writes again.
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
-pub struct SetLeaving;
+pub struct SetLeaving(pub bool);
 
 /// Keep hints `(member, key, record)` for members that missed a write; answers
 /// how many were kept (the rest did not fit).
@@ -683,8 +684,8 @@ impl Handler<SetAuthority> for StorageActor {
 impl Handler<SetLeaving> for StorageActor {
     type Result = ();
 
-    fn handle(&mut self, _: SetLeaving, _: &mut Context<Self>) {
-        self.replica.set_leaving();
+    fn handle(&mut self, msg: SetLeaving, _: &mut Context<Self>) {
+        self.replica.set_leaving(msg.0);
     }
 }
 

@@ -253,9 +253,10 @@ impl<E: Engine> Replica<E> {
         self.authoritative = authoritative;
     }
 
-    /// From now on, refuse every write (a graceful leave is handing the store off).
-    pub fn set_leaving(&mut self) {
-        self.leaving = true;
+    /// Refuse every write from now on (`true`: a graceful leave is handing the
+    /// store off), or take them again (`false`: the leave was given up).
+    pub fn set_leaving(&mut self, leaving: bool) {
+        self.leaving = leaving;
     }
 
     /// What was refused so far.
@@ -759,7 +760,7 @@ mod tests {
     fn a_leaving_replica_refuses_writes_but_still_serves_reads() {
         let mut r = Replica::new(1, 500);
         r.serve(put("k", v(NOW, 1), PutCheck::Newer), NOW);
-        r.set_leaving();
+        r.set_leaving(true);
         assert!(matches!(
             r.serve(put("k", v(NOW + 1, 1), PutCheck::Newer), NOW),
             ReplicaResponse::Error(_)
@@ -767,6 +768,11 @@ mod tests {
         assert!(matches!(
             r.serve(read("k", None), NOW),
             ReplicaResponse::Read(Some(_))
-        ));
+        ));        // A leave given up: writes are taken again.
+        r.set_leaving(false);
+        assert_eq!(
+            r.serve(put("k", v(NOW + 1, 1), PutCheck::Newer), NOW),
+            ReplicaResponse::Written
+        );
     }
 }

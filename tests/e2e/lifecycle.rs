@@ -267,8 +267,16 @@ fn twenty_leaves_and_rejoins_of_random_nodes_under_a_write_load_lose_no_acknowle
     let ports: Vec<u16> = (0..5).map(|i| c.port(i)).collect();
     let seed = 2026;
     let mut rng = StdRng::seed_from_u64(seed);
+    // SWIMKV_E2E_ROUNDS and SWIMKV_E2E_WRITERS make it a longer soak.
+    let env = |name: &str, default: u64| -> u64 {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let (rounds, writers) = (env("SWIMKV_E2E_ROUNDS", 20), env("SWIMKV_E2E_WRITERS", 2));
     std::thread::scope(|s| {
-        for t in 0..2u64 {
+        for t in 0..writers {
             let (stop, acked, ports) = (&stop, &acked, &ports);
             s.spawn(move || {
                 let mut rng = StdRng::seed_from_u64(seed + t);
@@ -290,7 +298,7 @@ fn twenty_leaves_and_rejoins_of_random_nodes_under_a_write_load_lose_no_acknowle
                 }
             });
         }
-        for round in 0..20 {
+        for round in 0..rounds {
             let i = rng.gen_range(0..5);
             let a = http(c.port(i), "POST", "/cluster/leave", b"", 30 * SECOND);
             assert_eq!(
@@ -321,9 +329,52 @@ fn twenty_leaves_and_rejoins_of_random_nodes_under_a_write_load_lose_no_acknowle
     );
     let lost = lost(&c, &acked, seed);
     eprintln!(
-        "20 leave/rejoin rounds: {} acknowledged writes, {} lost",
+        "{rounds} leave/rejoin rounds: {} acknowledged writes, {} lost",
         acked.len(),
         lost.len()
     );
+    if !lost.is_empty() {
+        // Lost, or only hidden? Where each key is held, and whether a later read finds it.
+        std::thread::sleep(15 * SECOND);
+        for line in lost.iter().take(10) {
+            let k = line.split(' ').next().unwrap_or_default();
+            eprintln!("{line}\n  {}", whereabouts(&c, k));
+        }
+    }
     assert!(lost.is_empty(), "lost: {:?}", &lost[..lost.len().min(10)]);
+}
+
+/// Which running nodes hold `k` locally, its replicas, and a read of it now.
+fn whereabouts(c: &Cluster, k: &str) -> String {
+    let prefix = &k[..k.len().saturating_sub(1)];
+    let holders: Vec<u16> = c
+        .running()
+        .into_iter()
+        .filter(|&i| {
+            let page = http(
+                c.port(i),
+                "GET",
+                &format!("/cluster/local?after={prefix}&limit=20"),
+                b"",
+                5 * SECOND,
+            );
+            page.text().contains(&format!("\"{k}\""))
+        })
+        .map(|i| c.port(i))
+        .collect();
+    let node = c.running().first().copied().unwrap_or(0);
+    let locate = http(
+        c.port(node),
+        "GET",
+        &format!("/cluster/locate/{k}"),
+        b"",
+        5 * SECOND,
+    );
+    let read = http(c.port(node), "GET", &format!("/d/{k}"), b"", 5 * SECOND);
+    format!(
+        "held by {holders:?}; locate: {}; a read 15 s later: {} {}",
+        locate.text(),
+        read.status,
+        read.text()
+    )
 }

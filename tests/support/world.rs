@@ -1045,12 +1045,14 @@ impl World {
                     }
                     self.swim_effects(i, out);
                 }
-                StabilizeEffect::SetLeaving => {
+                StabilizeEffect::SetLeaving(on) => {
                     if let Some(p) = self.nodes[i].process.as_mut() {
-                        p.replica.set_leaving();
+                        p.replica.set_leaving(on);
                     }
                 }
-                StabilizeEffect::LeaveDone(_) => {
+                // A leave given up: the node stays a member.
+                StabilizeEffect::LeaveDone(Err(_)) => {}
+                StabilizeEffect::LeaveDone(Ok(_)) => {
                     let now = self.now;
                     let mut out = Vec::new();
                     if let Some(p) = self.nodes[i].process.as_mut() {
