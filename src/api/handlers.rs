@@ -470,7 +470,10 @@ pub async fn leave(state: web::Data<AppState>) -> Result<HttpResponse> {
     let Some(leave) = &state.leave else {
         return Err(ApiError::ShuttingDown);
     };
-    match leave.send(crate::node::GracefulLeave { force: false }).await {
+    match leave
+        .send(crate::node::GracefulLeave { force: false })
+        .await
+    {
         Ok(Ok(handed_off)) => Ok(HttpResponse::Ok().json(json!({
             "node": state.node,
             "state": "left",

@@ -768,7 +768,7 @@ mod tests {
         assert!(matches!(
             r.serve(read("k", None), NOW),
             ReplicaResponse::Read(Some(_))
-        ));        // A leave given up: writes are taken again.
+        )); // A leave given up: writes are taken again.
         r.set_leaving(false);
         assert_eq!(
             r.serve(put("k", v(NOW + 1, 1), PutCheck::Newer), NOW),
