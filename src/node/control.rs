@@ -105,8 +105,14 @@ impl Handler<GracefulLeave> for Control {
             if !first {
                 return Err(LeaveRefused::AlreadyLeaving);
             }
-            let handed = match stabilizer.send(HandOffAll).await {
+            let handed = match stabilizer.send(HandOffAll { forced: msg.force }).await {
                 Ok(Ok(n)) => n,
+                Ok(Err(why)) if why == "already leaving" => {
+                    return Err(LeaveRefused::AlreadyLeaving)
+                }
+                Ok(Err(why)) if why == "stabilizer stopped" => {
+                    return Err(LeaveRefused::Stopped(why))
+                }
                 Ok(Err(why)) if !msg.force => {
                     log::error!("leave refused: handoff incomplete ({why}); still a member");
                     return Err(LeaveRefused::HandoffIncomplete(why));

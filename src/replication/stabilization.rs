@@ -29,9 +29,10 @@ pub const WALK_RETRY_MS: u64 = 1_000;
 
 /// A graceful leave whose last walk could not hand every key off (a target
 /// did not take a batch) walks again, every [`WALK_RETRY_MS`], at most this many
-/// times before it gives up, reports the failure and takes writes again (the
-/// node stays a member): leaving with keys not handed off would take their
-/// copies out of the cluster.
+/// times before it reports the failure: leaving with keys not handed off would
+/// take their copies out of the cluster. A requested leave is then given up (the
+/// node takes writes again and stays a member); a forced one (a signal: the
+/// process ends either way) keeps refusing writes.
 pub const LEAVE_WALK_ATTEMPTS: u32 = 20;
 
 /// What the core asks the shell to do.
@@ -82,6 +83,7 @@ pub struct Stabilizer {
     synced_for: Option<u64>,
     retry_at: Option<u64>,
     leaving: Option<u64>,
+    leave_forced: bool,
     leave_attempts: u32,
     leave_retry_at: Option<u64>,
     push_own: bool,
@@ -105,6 +107,7 @@ impl Stabilizer {
             synced_for: None,
             retry_at: None,
             leaving: None,
+            leave_forced: false,
             leave_attempts: 0,
             leave_retry_at: None,
             push_own: false,
@@ -303,7 +306,8 @@ impl Stabilizer {
         if self.leave_retry_at.is_some_and(|at| now_ms >= at) {
             self.leave_retry_at = None;
             self.leaving = None;
-            self.leave(out);
+            let forced = self.leave_forced;
+            self.leave(forced, out);
         }
         if self.in_transition() && self.walk.is_none() {
             // Repeat our report: a member may have learned of this ring after it.
@@ -443,7 +447,7 @@ impl Stabilizer {
                     );
                     self.leave_retry_at = Some(self.now + WALK_RETRY_MS);
                 }
-                Err(why) => {
+                Err(why) if !self.leave_forced => {
                     // Given up: still a member, so take writes and hand off again.
                     log::warn!(
                         "leave handoff incomplete after {LEAVE_WALK_ATTEMPTS} walks ({why}); staying a member"
@@ -478,8 +482,9 @@ impl Stabilizer {
     /// Starts a graceful leave: the replica refuses writes from now on, and one
     /// last walk hands every key to the members that own it without this node.
     /// Answers with [`StabilizeEffect::LeaveDone`]; a leave that could not hand
-    /// everything off is given up (writes are taken again) before it answers.
-    pub fn leave(&mut self, out: &mut Vec<StabilizeEffect>) {
+    /// everything off is given up (writes are taken again) before it answers,
+    /// unless `forced` (then writes stay refused: the node goes anyway).
+    pub fn leave(&mut self, forced: bool, out: &mut Vec<StabilizeEffect>) {
         let Some(current) = self.transition.as_ref().map(|t| t.current().clone()) else {
             out.push(StabilizeEffect::LeaveDone(Ok(0)));
             return;
@@ -487,6 +492,7 @@ impl Stabilizer {
         if self.leaving.is_some() {
             return;
         }
+        self.leave_forced = forced;
         out.push(StabilizeEffect::SetLeaving(true));
         let others = current
             .identities()
@@ -535,12 +541,20 @@ mod tests {
         mut out: Vec<StabilizeEffect>,
         keys: &[(String, Record)],
         push_ok: bool,
+        told: &mut Option<bool>,
     ) -> Option<Result<u64, String>> {
         let mut served = std::collections::BTreeSet::new();
         for _ in 0..1_000 {
             let effect = out.pop()?;
             match effect {
-                StabilizeEffect::LeaveDone(result) => return Some(result),
+                StabilizeEffect::LeaveDone(result) => {
+                    // What the replica was told along with the outcome, if anything.
+                    *told = out.iter().rev().find_map(|e| match e {
+                        StabilizeEffect::SetLeaving(on) => Some(*on),
+                        _ => None,
+                    });
+                    return Some(result);
+                }
                 StabilizeEffect::Walk { walk, effect } => {
                     let mut more = Vec::new();
                     match effect {
@@ -595,17 +609,18 @@ mod tests {
     #[test]
     fn a_leave_whose_handoff_fails_walks_again_instead_of_leaving_with_the_keys() {
         let (mut s, keys) = member_a_of(&["a:1", "b:1", "c:1", "d:1"], 3, 50);
+        let mut told = None;
         let mut out = Vec::new();
-        s.leave(&mut out);
+        s.leave(false, &mut out);
         assert_eq!(
-            run_walks(&mut s, out, &keys, false),
+            run_walks(&mut s, out, &keys, false, &mut told),
             None,
             "left though a push failed"
         );
         // A second later the leave walks again; this time every push lands.
         let mut out = Vec::new();
         s.on_tick(WALK_RETRY_MS, &mut out);
-        match run_walks(&mut s, out, &keys, true) {
+        match run_walks(&mut s, out, &keys, true, &mut told) {
             Some(Ok(moved)) => assert!(moved > 0, "nothing handed off"),
             other => panic!("the second walk did not end the leave: {other:?}"),
         }
@@ -613,26 +628,46 @@ mod tests {
 
     #[test]
     fn a_leave_that_keeps_failing_is_given_up_and_the_node_stays_a_member() {
-        let (mut s, keys) = member_a_of(&["a:1", "b:1", "c:1"], 2, 20);
+        let (outcome, told, mut s) = keep_failing(false);
+        assert!(matches!(outcome, Some(Err(_))), "{outcome:?}");
+        assert_eq!(told, Some(false), "the replica still refuses writes");
+        // Given up: no longer leaving, so the operator can leave again later.
         let mut out = Vec::new();
-        s.leave(&mut out);
-        let mut outcome = run_walks(&mut s, out, &keys, false);
+        s.leave(false, &mut out);
+        assert!(
+            out.iter()
+                .any(|e| matches!(e, StabilizeEffect::SetLeaving(true))),
+            "still leaving after the leave was given up: {out:?}"
+        );
+    }
+
+    /// A leave (`forced` or not) whose every walk fails: its outcome, what the
+    /// replica was told with it, and the stabilizer.
+    fn keep_failing(forced: bool) -> (Option<Result<u64, String>>, Option<bool>, Stabilizer) {
+        let (mut s, keys) = member_a_of(&["a:1", "b:1", "c:1"], 2, 20);
+        let mut told = None;
+        let mut out = Vec::new();
+        s.leave(forced, &mut out);
+        let mut outcome = run_walks(&mut s, out, &keys, false, &mut told);
         for attempt in 1..LEAVE_WALK_ATTEMPTS as u64 + 2 {
             if outcome.is_some() {
                 break;
             }
             let mut out = Vec::new();
             s.on_tick(attempt * WALK_RETRY_MS, &mut out);
-            outcome = run_walks(&mut s, out, &keys, false);
+            outcome = run_walks(&mut s, out, &keys, false, &mut told);
         }
+        (outcome, told, s)
+    }
+
+    #[test]
+    fn a_forced_leave_that_keeps_failing_goes_on_refusing_writes() {
+        let (outcome, told, mut s) = keep_failing(true);
         assert!(matches!(outcome, Some(Err(_))), "{outcome:?}");
-        // Given up: no longer leaving, so the operator can leave again later.
+        assert_ne!(told, Some(false), "a forced leave took writes again");
+        // Still leaving: a second leave does not start.
         let mut out = Vec::new();
-        s.leave(&mut out);
-        assert!(
-            out.iter()
-                .any(|e| matches!(e, StabilizeEffect::SetLeaving(true))),
-            "still leaving after the leave was given up: {out:?}"
-        );
+        s.leave(true, &mut out);
+        assert!(out.is_empty(), "{out:?}");
     }
 }

@@ -52,10 +52,14 @@ pub struct PeerSynced {
 }
 
 /// Hand every local key to the members that own it without this node (graceful
-/// leave). Answers how many keys were handed off.
+/// leave). Answers how many keys were handed off, or why not every one was:
+/// then, unless `forced`, the leave was given up and writes are taken again.
 #[derive(Message, Debug)]
 #[rtype(result = "Result<u64, String>")]
-pub struct HandOffAll;
+pub struct HandOffAll {
+    /// Keep refusing writes even when the handoff fails (the node goes anyway).
+    pub forced: bool,
+}
 
 /// Deliver every hint held for a live member now; answers once they were sent.
 #[derive(Message, Debug)]
@@ -402,14 +406,14 @@ impl Handler<WireMembership> for StabilizerActor {
 impl Handler<HandOffAll> for StabilizerActor {
     type Result = ResponseFuture<Result<u64, String>>;
 
-    fn handle(&mut self, _: HandOffAll, ctx: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: HandOffAll, ctx: &mut Context<Self>) -> Self::Result {
         let (tx, rx) = oneshot::channel();
         if self.leave_reply.is_some() {
             return Box::pin(async { Err("already leaving".to_string()) });
         }
         self.leave_reply = Some(tx);
         let mut out = std::mem::take(&mut self.out);
-        self.core.leave(&mut out);
+        self.core.leave(msg.forced, &mut out);
         self.out = out;
         self.run_effects(ctx);
         Box::pin(async move {

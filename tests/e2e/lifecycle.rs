@@ -336,45 +336,63 @@ fn twenty_leaves_and_rejoins_of_random_nodes_under_a_write_load_lose_no_acknowle
     if !lost.is_empty() {
         // Lost, or only hidden? Where each key is held, and whether a later read finds it.
         std::thread::sleep(15 * SECOND);
+        let held = local_keys(&c);
         for line in lost.iter().take(10) {
             let k = line.split(' ').next().unwrap_or_default();
-            eprintln!("{line}\n  {}", whereabouts(&c, k));
+            let holders: Vec<usize> = held
+                .iter()
+                .filter(|(_, keys)| keys.contains(k))
+                .map(|(i, _)| *i)
+                .collect();
+            let node = c.running().first().copied().unwrap_or(0);
+            let locate = http(
+                c.port(node),
+                "GET",
+                &format!("/cluster/locate/{k}"),
+                b"",
+                5 * SECOND,
+            );
+            let read = http(c.port(node), "GET", &format!("/d/{k}"), b"", 5 * SECOND);
+            eprintln!(
+                "{line}\n  held by nodes {holders:?}; locate: {}; a read 15 s later: {} {}",
+                locate.text(),
+                read.status,
+                read.text()
+            );
         }
     }
     assert!(lost.is_empty(), "lost: {:?}", &lost[..lost.len().min(10)]);
 }
 
-/// Which running nodes hold `k` locally, its replicas, and a read of it now.
-fn whereabouts(c: &Cluster, k: &str) -> String {
-    let prefix = &k[..k.len().saturating_sub(1)];
-    let holders: Vec<u16> = c
-        .running()
+/// Every running node's local keys (`/cluster/local`, paged; bounded).
+fn local_keys(c: &Cluster) -> Vec<(usize, std::collections::HashSet<String>)> {
+    c.running()
         .into_iter()
-        .filter(|&i| {
-            let page = http(
-                c.port(i),
-                "GET",
-                &format!("/cluster/local?after={prefix}&limit=20"),
-                b"",
-                5 * SECOND,
-            );
-            page.text().contains(&format!("\"{k}\""))
+        .map(|i| {
+            let mut keys = std::collections::HashSet::new();
+            let mut after = String::new();
+            for _ in 0..200 {
+                let page = http(
+                    c.port(i),
+                    "GET",
+                    &format!("/cluster/local?limit=10000&after={after}"),
+                    b"",
+                    10 * SECOND,
+                );
+                let Ok(v) = serde_json::from_slice::<serde_json::Value>(&page.body) else {
+                    break;
+                };
+                for k in v["keys"].as_array().into_iter().flatten() {
+                    if let Some(k) = k["key"].as_str() {
+                        keys.insert(k.to_string());
+                    }
+                }
+                match v["next"].as_str() {
+                    Some(next) => after = next.to_string(),
+                    None => break,
+                }
+            }
+            (i, keys)
         })
-        .map(|i| c.port(i))
-        .collect();
-    let node = c.running().first().copied().unwrap_or(0);
-    let locate = http(
-        c.port(node),
-        "GET",
-        &format!("/cluster/locate/{k}"),
-        b"",
-        5 * SECOND,
-    );
-    let read = http(c.port(node), "GET", &format!("/d/{k}"), b"", 5 * SECOND);
-    format!(
-        "held by {holders:?}; locate: {}; a read 15 s later: {} {}",
-        locate.text(),
-        read.status,
-        read.text()
-    )
+        .collect()
 }

@@ -484,7 +484,7 @@ impl World {
                 return;
             }
             p.leaving = true;
-            p.stab.leave(&mut out);
+            p.stab.leave(false, &mut out);
         }
         self.stab_effects(i, out);
     }
@@ -1051,7 +1051,11 @@ impl World {
                     }
                 }
                 // A leave given up: the node stays a member.
-                StabilizeEffect::LeaveDone(Err(_)) => {}
+                StabilizeEffect::LeaveDone(Err(_)) => {
+                    if let Some(p) = self.nodes[i].process.as_mut() {
+                        p.leaving = false;
+                    }
+                }
                 StabilizeEffect::LeaveDone(Ok(_)) => {
                     let now = self.now;
                     let mut out = Vec::new();
