@@ -445,7 +445,13 @@ impl Sim {
             kind: kind.clone(),
             outcome: None,
         };
-        let skewed = self.watches[node].skewed(self.cfg.max_ahead_ms, self.wall(node));
+        let peers = self
+            .names
+            .iter()
+            .enumerate()
+            .filter(|&(i, _)| i != node)
+            .map(|(_, n)| n.as_str());
+        let skewed = self.watches[node].skewed(self.cfg.max_ahead_ms, self.wall(node), peers);
         let op = match kind {
             Kind::Write(_) if skewed => {
                 // The replication actor refuses writes while SWIM finds this clock off.

@@ -421,7 +421,12 @@ impl MembershipActor {
                 }
             }
         }
-        let skewed = self.swim.clock().skewed(max, wall);
+        let live = self
+            .swim
+            .members()
+            .filter(|m| m.update.state.is_live())
+            .map(|m| m.update.name.as_str());
+        let skewed = self.swim.clock().skewed(max, wall, live);
         if skewed != self.skewed {
             self.skewed = skewed;
             if let Some(c) = &self.links.clock {

@@ -6,8 +6,10 @@
 //! half the round trip `t3 - t0`. Of the last [`SAMPLES`] samples the one with
 //! the shortest round trip is kept (queueing delay only ever adds error).
 //!
-//! A node whose clock disagrees with more than half of the peers it has fresh
-//! estimates for, by more than the bound, is the odd one out: [`ClockWatch::skewed`].
+//! A node whose clock is known to disagree with more than half of its live
+//! peers, by more than the bound, is the odd one out: [`ClockWatch::skewed`]. A
+//! peer not measured yet counts as agreeing, so a verdict needs measurements of
+//! most of the cluster, not merely of the first peer heard from.
 //!
 //! Invariants: estimates older than [`STALE_MS`] are ignored; no sample with a
 //! negative round trip is taken. Pure: every time is an argument.
@@ -99,16 +101,29 @@ impl ClockWatch {
             .collect()
     }
 
-    /// True when more than half of the peers with fresh estimates are more than
-    /// `max_ms` away from this node's clock: this clock is the one that is off.
-    /// False without any estimate (a node alone cannot tell).
-    pub fn skewed(&self, max_ms: u64, now_ms: u64) -> bool {
-        let offsets = self.offsets(now_ms);
-        let far = offsets
-            .iter()
-            .filter(|(_, o)| o.unsigned_abs() > max_ms)
-            .count();
-        !offsets.is_empty() && far * 2 > offsets.len()
+    /// True when more than half of the live peers `live` are known to be more
+    /// than `max_ms` away from this node's clock: this clock is the one that is
+    /// off. A live peer without a fresh estimate counts as agreeing, so a node
+    /// that has measured only the one odd peer (right after it started) does not
+    /// take itself for the odd one. False without any live peer (a node alone
+    /// cannot tell).
+    pub fn skewed<'a>(
+        &self,
+        max_ms: u64,
+        now_ms: u64,
+        live: impl IntoIterator<Item = &'a str>,
+    ) -> bool {
+        let (mut peers, mut far) = (0usize, 0usize);
+        for peer in live {
+            peers += 1;
+            if self
+                .offset(peer, now_ms)
+                .is_some_and(|o| o.unsigned_abs() > max_ms)
+            {
+                far += 1;
+            }
+        }
+        peers > 0 && far * 2 > peers
     }
 }
 
@@ -180,8 +195,34 @@ mod tests {
             let off = if i == 0 { 120_000 } else { 0 };
             normal.record(peer, t, t + off, t + 2);
         }
-        assert!(fast.skewed(500, 1_000_010));
-        assert!(!normal.skewed(500, 1_000_010));
-        assert!(!ClockWatch::new().skewed(500, 0), "no estimate, no verdict");
+        let peers = ["a", "b", "c", "d"];
+        assert!(fast.skewed(500, 1_000_010, peers));
+        assert!(!normal.skewed(500, 1_000_010, peers));
+        assert!(
+            !ClockWatch::new().skewed(500, 0, []),
+            "no live peer, no verdict"
+        );
+    }
+
+    #[test]
+    fn a_node_that_has_measured_only_the_odd_peer_is_not_the_odd_one() {
+        let mut c = ClockWatch::new();
+        let t = 1_000_000;
+        // Right after start only the fast peer "a" has been measured.
+        c.record("a", t, t + 120_000, t + 2);
+        assert!(!c.skewed(500, t + 2, ["a", "b", "c", "d"]));
+        assert!(
+            c.skewed(500, t + 2, ["a"]),
+            "with one peer, both refuse: who is off cannot be told"
+        );
+        // Once most peers are measured far away, this clock is the odd one.
+        let mut fast = ClockWatch::new();
+        fast.record("a", t, t - 120_000, t + 2);
+        assert!(!fast.skewed(500, t + 2, ["a", "b", "c", "d"]));
+        fast.record("b", t, t - 120_000, t + 2);
+        fast.record("c", t, t - 120_000, t + 2);
+        assert!(fast.skewed(500, t + 2, ["a", "b", "c", "d"]));
+        // A peer no longer live does not count either way.
+        assert!(!fast.skewed(500, t + 2, ["d", "e"]));
     }
 }
