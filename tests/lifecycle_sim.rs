@@ -25,8 +25,9 @@
 //!
 //! Scope, as DESIGN section 10 states it: writes on the two sides of a partition
 //! are concurrent by nature, so from the cut until [`PARTITION_SETTLE_MS`] after
-//! the heal (SWIM has to merge the views first) a read is not checked against
-//! writes acknowledged on the other side meanwhile; a node whose process started
+//! the heal (SWIM has to merge the views first; a new cut that keeps the two
+//! apart before that extends the window to its own heal) a read is not checked
+//! against writes acknowledged on the other side meanwhile; a node whose process started
 //! in that window counts as on both sides (it takes the view of whichever side
 //! it joins). Every final read, after the cluster settled, is checked against
 //! every acknowledged write.
@@ -363,26 +364,42 @@ fn trace(w: &World, what: String) {
 
 /// Was a write acknowledged at `acked` by `writer` concurrent by nature with a
 /// read by `reader` at `read_at`? It is when it was made on the other side of a
-/// partition while the views were split (from the cut until
-/// [`PARTITION_SETTLE_MS`] after the heal) and the read came before they merged.
-/// A node whose process started while they were split belongs to both sides: it
-/// takes the view of whichever side it joins.
+/// partition while the views were split (from the cut until they merged) and
+/// the read came before they merged. Views merge [`PARTITION_SETTLE_MS`] after
+/// the two nodes can talk again: after the heal, unless the next cut comes
+/// first and keeps them apart too (then it is that cut's merge that counts) or
+/// puts them on one side (then it is that cut's start). A node whose process
+/// started while they were split belongs to both sides: it takes the view of
+/// whichever side it joins.
 fn across_a_partition(
     cuts: &[Cut],
     starts: &[(usize, u64)],
     (writer, acked): (usize, u64),
     (reader, read_at): (usize, u64),
 ) -> bool {
-    cuts.iter().any(|c| {
-        let merged = c.to + PARTITION_SETTLE_MS;
+    let apart = |c: &Cut| c.side.contains(&writer) != c.side.contains(&reader);
+    // When writer and reader saw each other's writes again after cut `i`.
+    let merged = |i: usize| {
+        let mut i = i;
+        loop {
+            let settle = cuts[i].to + PARTITION_SETTLE_MS;
+            match cuts.get(i + 1) {
+                Some(next) if next.from < settle && apart(next) => i += 1,
+                Some(next) if next.from < settle => {
+                    return settle.max(next.from + PARTITION_SETTLE_MS)
+                }
+                _ => return settle,
+            }
+        }
+    };
+    cuts.iter().enumerate().any(|(i, c)| {
+        let merged = merged(i);
         let started_split = |n: usize| {
             starts
                 .iter()
-                .any(|&(i, t)| i == n && (c.from..merged).contains(&t))
+                .any(|&(node, t)| node == n && (c.from..merged).contains(&t))
         };
-        let other_side = c.side.contains(&writer) != c.side.contains(&reader)
-            || started_split(writer)
-            || started_split(reader);
+        let other_side = apart(c) || started_split(writer) || started_split(reader);
         (c.from..merged).contains(&acked) && other_side && read_at < merged
     })
 }

@@ -48,6 +48,9 @@ pub struct WalkPlan {
     pub me: String,
     /// Replication factor.
     pub n: usize,
+    /// Holders that stream each key to a member new in its list (N − W + 1:
+    /// one of them holds every acknowledged write; see `plan_key`).
+    pub pushers: usize,
     /// The ring whose lists the keys are on.
     pub settled: Arc<Ring>,
     /// The ring they move to.
@@ -128,6 +131,7 @@ impl Walk {
                 &p.settled,
                 &p.target,
                 p.n,
+                p.pushers,
                 p.push_own,
             );
             for t in &plan.push_to {
@@ -209,6 +213,7 @@ mod tests {
         WalkPlan {
             me: me.into(),
             n: 3,
+            pushers: 1,
             settled,
             target,
             drop_local: true,

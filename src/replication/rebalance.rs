@@ -44,9 +44,12 @@ pub struct KeyPlan {
 pub const FORMER_STORE: u64 = u64::MAX;
 
 /// The plan for a key with token `token` held by `me`, moving from `settled` to
-/// `current`. Exactly one holder streams the key to each member that is new in its
-/// preference list: a live member that drops out of the list (it must hand off
-/// before dropping anyway), or else the first member of the old list that stays.
+/// `current`. `pushers` holders stream the key to each member that is new in its
+/// preference list, where that many are live: every live member that drops out of
+/// the list (it must hand off before dropping anyway), then the first members of
+/// the old list that stay. A write acknowledged by W of N replicas may have
+/// missed N − W of them (a hint not yet delivered), so with `pushers` = N − W + 1
+/// at least one pusher holds it; with 1, one holder streams each key.
 /// A copy held by a member in neither list is pushed to the whole new list. A
 /// member counts as the same on both rings only with the same store generation.
 /// `push_own`: this node holds data the others may lack although it is new on the
@@ -58,6 +61,7 @@ pub fn plan_key(
     settled: &Ring,
     current: &Ring,
     n: usize,
+    pushers: usize,
     push_own: bool,
 ) -> KeyPlan {
     let new = current.preference_list(token, n);
@@ -92,8 +96,12 @@ pub fn plan_key(
             drop_local: true,
         },
         (true, true) => {
-            let pusher =
-                leavers.is_empty() && old.iter().find(|m| new.contains(m) && kept(m)) == Some(&me);
+            let stayers = pushers.saturating_sub(leavers.len());
+            let pusher = old
+                .iter()
+                .filter(|m| new.contains(m) && kept(m))
+                .take(stayers)
+                .any(|m| *m == me);
             KeyPlan {
                 push_to: if pusher { fresh() } else { Vec::new() },
                 drop_local: false,
@@ -234,6 +242,15 @@ impl Transition {
         }
     }
 
+    /// `ring` haunts reads from now on if it lost too many of some key's
+    /// replicas on the current ring.
+    pub fn keep_haunting(&mut self, ring: Arc<Ring>) {
+        let (n, w) = self.quorum;
+        if n > 0 && haunts(&ring, &self.current, n, w) {
+            self.add_haunted(ring);
+        }
+    }
+
     /// The rings that still haunt reads, newest last.
     pub fn haunted(&self) -> Vec<Arc<Ring>> {
         self.start_haunt
@@ -295,6 +312,15 @@ impl Transition {
     /// when it differs from the previous current ring.
     pub fn on_ring(&mut self, ring: Arc<Ring>, pending: &BTreeSet<String>, now_ms: u64) -> bool {
         let changed = fingerprint(&ring) != fingerprint(&self.current);
+        // A transition cut short: members may already have handed keys off to
+        // the ring being replaced and dropped their copies, so that ring is where
+        // those keys are now. Where the new ring loses too many of its replicas,
+        // it haunts reads like a settled one (a partition right after a heal).
+        let (n, w) = self.quorum;
+        if changed && n > 0 && self.previous().is_some() && haunts(&self.current, &ring, n, w) {
+            let replaced = self.current.clone();
+            self.add_haunted(replaced);
+        }
         if let Some(me) = &self.pending {
             self.settled = Arc::new(ring.with_store(me, FORMER_STORE));
         }
@@ -384,7 +410,7 @@ mod tests {
             if !new.members().iter().any(|m| m == me) {
                 continue; // dead: not running
             }
-            for to in plan_key(me, t, old, new, 3, false).push_to {
+            for to in plan_key(me, t, old, new, 3, 1, false).push_to {
                 out.push((me.to_string(), to));
             }
         }
@@ -434,6 +460,50 @@ mod tests {
     }
 
     #[test]
+    fn with_n_minus_w_plus_one_pushers_each_newcomer_hears_from_that_many_holders() {
+        // N=3, W=2: a write may have missed one replica (its hint not delivered
+        // yet), so each newcomer gets every key from two holders where two live.
+        let five = ring(1, &["a", "b", "c", "d", "e"]);
+        let cases = [
+            (ring(0, &["a", "b", "c", "d"]), five.clone()),
+            (five.clone(), ring(2, &["a", "b", "c", "e"])),
+            (five.clone(), ring(2, &["a", "c", "e"])),
+            (ring(0, &["a", "b", "c"]), five.clone()),
+        ];
+        let mut doubled = 0;
+        for (ci, (old, new)) in cases.iter().enumerate() {
+            for i in 0..2_000 {
+                let t = token(format!("key-{i}").as_bytes());
+                let (o, n) = (old.preference_list(t, 3), new.preference_list(t, 3));
+                let live: Vec<&str> = o
+                    .iter()
+                    .copied()
+                    .filter(|m| new.members().iter().any(|x| x == m))
+                    .collect();
+                for newcomer in n.iter().filter(|m| !o.contains(m)) {
+                    let mut from: Vec<&str> = live
+                        .iter()
+                        .copied()
+                        .filter(|me| {
+                            plan_key(me, t, old, new, 3, 2, false)
+                                .push_to
+                                .iter()
+                                .any(|to| to == newcomer)
+                        })
+                        .collect();
+                    from.dedup();
+                    assert!(
+                        from.len() >= live.len().min(2),
+                        "case {ci}: {newcomer} hears from {from:?} of {live:?}"
+                    );
+                    doubled += usize::from(from.len() >= 2);
+                }
+            }
+        }
+        assert!(doubled > 1_000, "the cases exercise two pushers: {doubled}");
+    }
+
+    #[test]
     fn a_member_that_leaves_a_list_hands_off_to_the_newcomers_and_drops() {
         let old = ring(1, &["a", "b", "c", "d"]);
         let new = ring(2, &["a", "b", "c", "d", "e"]);
@@ -442,7 +512,7 @@ mod tests {
             let t = token(format!("key-{i}").as_bytes());
             let (o, n) = (old.preference_list(t, 3), new.preference_list(t, 3));
             for me in o.iter().filter(|m| !n.contains(m)) {
-                let plan = plan_key(me, t, &old, &new, 3, false);
+                let plan = plan_key(me, t, &old, &new, 3, 1, false);
                 assert!(plan.drop_local);
                 assert_eq!(plan.push_to, vec!["e".to_string()]);
                 dropped += 1;
@@ -460,7 +530,7 @@ mod tests {
             .into_iter()
             .find(|m| !list.contains(m))
             .expect("a member outside");
-        let plan = plan_key(stray, t, &r, &r, 3, false);
+        let plan = plan_key(stray, t, &r, &r, 3, 1, false);
         assert!(plan.drop_local);
         assert_eq!(plan.push_to.len(), 3);
     }
@@ -483,7 +553,7 @@ mod tests {
         let t = token(b"k");
         for me in ["a", "b", "c"] {
             assert_eq!(
-                plan_key(me, t, &r, &r, 3, false).push_to,
+                plan_key(me, t, &r, &r, 3, 1, false).push_to,
                 Vec::<String>::new()
             );
         }
@@ -541,7 +611,7 @@ mod tests {
             let mut got = Vec::new();
             for me in &list {
                 // b is running again, but as a new, empty store: it sends nothing.
-                for to in plan_key(me, t, &five, &restarted, 3, false).push_to {
+                for to in plan_key(me, t, &five, &restarted, 3, 1, false).push_to {
                     got.push(to);
                 }
             }
@@ -563,7 +633,7 @@ mod tests {
             .map(|i| token(format!("k{i}").as_bytes()))
             .find(|t| cluster.preference_list(*t, 3).contains(&"a"))
             .expect("a key of a");
-        let plan = plan_key("a", t, &settled, &cluster, 3, true);
+        let plan = plan_key("a", t, &settled, &cluster, 3, 1, true);
         let mut want: Vec<String> = cluster
             .preference_list(t, 3)
             .into_iter()
@@ -575,7 +645,7 @@ mod tests {
         got.sort();
         assert_eq!(got, want);
         assert!(!plan.drop_local);
-        assert!(plan_key("a", t, &settled, &cluster, 3, false)
+        assert!(plan_key("a", t, &settled, &cluster, 3, 1, false)
             .push_to
             .is_empty());
     }

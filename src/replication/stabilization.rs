@@ -206,6 +206,7 @@ impl Stabilizer {
         out: &mut Vec<StabilizeEffect>,
     ) {
         self.now = now_ms;
+        let returning_before = self.placement().and_then(|p| p.returning);
         let ring = snapshot.ring.clone();
         let me_pending = snapshot.is_pending(&self.me);
         self.snapshot = Some(snapshot);
@@ -248,6 +249,16 @@ impl Stabilizer {
                         s.ring.store_of(&self.me).unwrap_or(FORMER_STORE)
                     };
                     t.haunt_from_start(s.all_members(&self.me, store));
+                }
+            }
+        }
+        if let Some(theirs) = returning_before {
+            // The members that came back holding the other side's writes are
+            // gone again before they handed them over (a partition right after a
+            // heal): their ring haunts reads until they are back.
+            if self.placement().and_then(|p| p.returning).is_none() {
+                if let Some(t) = &mut self.transition {
+                    t.keep_haunting(theirs);
                 }
             }
         }
@@ -328,6 +339,12 @@ impl Stabilizer {
         self.start_walk(out);
     }
 
+    /// Holders that stream each key to a newcomer: N − W + 1, so that one of
+    /// them holds every write acknowledged at W.
+    fn pushers(&self) -> usize {
+        self.n.saturating_sub(self.w.min(self.n)) + 1
+    }
+
     fn start_walk(&mut self, out: &mut Vec<StabilizeEffect>) {
         let Some(t) = &self.transition else {
             return;
@@ -338,9 +355,13 @@ impl Stabilizer {
         let plan = WalkPlan {
             me: self.me.clone(),
             n: self.n,
+            pushers: self.pushers(),
             settled: t.settled().clone(),
             target: t.current().clone(),
-            drop_local: true,
+            // Copies are dropped only by a walk on a settled ring: a transition
+            // cut short by another ring change must leave every settled replica
+            // holding what it held (coordinators count on the settled lists).
+            drop_local: t.previous().is_none(),
             push_own: self.push_own,
             batch: self.config.batch_keys,
             pause_ms: self.config.pause_ms,
@@ -506,6 +527,7 @@ impl Stabilizer {
         let plan = WalkPlan {
             me: self.me.clone(),
             n: self.n,
+            pushers: self.pushers(),
             settled: current,
             target: without_me,
             drop_local: false,

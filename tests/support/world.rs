@@ -803,6 +803,11 @@ impl World {
             }
             Call::Push { walk, records } => {
                 let count = records.len() as u64;
+                if let Some(k) = &self.trace_key {
+                    if let Some((_, r)) = records.iter().find(|(key, _)| key == k) {
+                        println!("t={now} n{to} handed {k} at {} by n{from}", r.version);
+                    }
+                }
                 let Some(p) = self.nodes[to].process.as_mut() else {
                     return;
                 };
@@ -983,6 +988,24 @@ impl World {
                         Broken::NoReturning => pl.returning = None,
                         _ => {}
                     }
+                    if self.trace_key.is_some()
+                        && std::env::var("SWIMKV_SIM_TRACE_NODE").ok() == Some(i.to_string())
+                    {
+                        let short = |r: &swimkv::ring::ring::Ring| {
+                            r.identities()
+                                .map(|(m, _)| m[7..9].to_string())
+                                .collect::<Vec<_>>()
+                                .join(",")
+                        };
+                        println!(
+                            "t={} n{i} placement current [{}] previous {:?} returning {:?} haunted {:?}",
+                            self.now,
+                            short(&pl.current.ring),
+                            pl.previous.as_deref().map(short),
+                            pl.returning.as_deref().map(short),
+                            pl.haunted.iter().map(|h| short(h)).collect::<Vec<_>>()
+                        );
+                    }
                     if let Some(p) = self.nodes[i].process.as_mut() {
                         p.placement = Some(pl);
                     }
@@ -1010,6 +1033,11 @@ impl World {
                         }
                     }
                     WalkEffect::Drop(keys) => {
+                        if let Some(k) = &self.trace_key {
+                            if keys.iter().any(|(key, _)| key == k) {
+                                println!("t={} n{i} drops {k}", self.now);
+                            }
+                        }
                         if let Some(p) = self.nodes[i].process.as_mut() {
                             p.replica.remove_if_versions(keys).expect("in memory");
                         }
