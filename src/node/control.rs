@@ -13,6 +13,7 @@
 
 use crate::membership::actor::{Leave, Stopping};
 use crate::replication::stabilizer::HandOffAll;
+pub use crate::replication::stabilizer::LeaveRefused;
 use crate::storage::actor::{MarkLeft, SyncNow};
 use actix::prelude::*;
 use std::time::Duration;
@@ -25,30 +26,6 @@ pub struct GracefulLeave {
     /// Leave even when the handoff could not complete (a signal: the process
     /// ends either way).
     pub force: bool,
-}
-
-/// Why a graceful leave did not happen.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LeaveRefused {
-    /// Another leave is running.
-    AlreadyLeaving,
-    /// Some keys could not be handed off: the node stays a member.
-    HandoffIncomplete(String),
-    /// The node's actors are gone.
-    Stopped(String),
-}
-
-impl std::fmt::Display for LeaveRefused {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            LeaveRefused::AlreadyLeaving => f.write_str("already leaving"),
-            LeaveRefused::HandoffIncomplete(why) => write!(
-                f,
-                "could not hand every key off ({why}); this node is still a member, retry the leave"
-            ),
-            LeaveRefused::Stopped(why) => write!(f, "node stopping: {why}"),
-        }
-    }
 }
 
 /// Stop and keep the data: flush and fsync the store, stop the node.
@@ -107,20 +84,15 @@ impl Handler<GracefulLeave> for Control {
             }
             let handed = match stabilizer.send(HandOffAll { forced: msg.force }).await {
                 Ok(Ok(n)) => n,
-                Ok(Err(why)) if why == "already leaving" => {
-                    return Err(LeaveRefused::AlreadyLeaving)
-                }
-                Ok(Err(why)) if why == "stabilizer stopped" => {
-                    return Err(LeaveRefused::Stopped(why))
-                }
-                Ok(Err(why)) if !msg.force => {
-                    log::error!("leave refused: handoff incomplete ({why}); still a member");
-                    return Err(LeaveRefused::HandoffIncomplete(why));
-                }
-                Ok(Err(why)) => {
+                Ok(Err(LeaveRefused::HandoffIncomplete(why))) if msg.force => {
                     log::warn!("handoff before leaving incomplete: {why}; leaving anyway");
                     0
                 }
+                Ok(Err(LeaveRefused::HandoffIncomplete(why))) => {
+                    log::error!("leave refused: handoff incomplete ({why}); still a member");
+                    return Err(LeaveRefused::HandoffIncomplete(why));
+                }
+                Ok(Err(refused)) => return Err(refused),
                 Err(e) => return Err(LeaveRefused::Stopped(e.to_string())),
             };
             log::info!("handed off {handed} keys; announcing left");

@@ -18,7 +18,9 @@
 //! does, until every member reported its handoff for the current ring.
 //!
 //! Invariants: a key is only ever dropped after a push to its entire new
-//! preference list was acknowledged; the settled ring only moves forward to a ring
+//! preference list was acknowledged (and, see `stabilization.rs`, only by a walk
+//! on a settled ring); each newcomer in a list hears from N − W + 1 holders where
+//! that many are live (one of them holds every write acknowledged at W); the settled ring only moves forward to a ring
 //! every one of whose members reported its handoff complete, or after a timeout;
 //! a pending node alone on its ring stays pending. Pure.
 

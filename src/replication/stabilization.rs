@@ -1,8 +1,10 @@
 //! The stabilizer core: data follows membership.
 //!
 //! On every ring change it walks the local store ([`Walk`]) and hands each key to
-//! the members that are new in its preference list, dropping keys this node no
-//! longer replicates once their new owners acknowledged them; when a walk
+//! the members that are new in its preference list; keys this node no longer
+//! replicates are dropped once their new owners acknowledged them, by the walk
+//! that follows a settled transition only (a transition cut short by another
+//! change must leave the settled replicas whole); when a walk
 //! completes it tells every member (`Synced`). It tracks the [`Transition`] from
 //! the settled ring to the current one and publishes the [`Placement`]
 //! coordinators use. It decides this node's authority: a node that came back

@@ -51,11 +51,35 @@ pub struct PeerSynced {
     pub haunted: Vec<Vec<(String, u64)>>,
 }
 
+/// Why a graceful leave did not happen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeaveRefused {
+    /// Another leave is running.
+    AlreadyLeaving,
+    /// Some keys could not be handed off: the node stays a member.
+    HandoffIncomplete(String),
+    /// The node's actors are gone.
+    Stopped(String),
+}
+
+impl std::fmt::Display for LeaveRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LeaveRefused::AlreadyLeaving => f.write_str("already leaving"),
+            LeaveRefused::HandoffIncomplete(why) => write!(
+                f,
+                "could not hand every key off ({why}); this node is still a member, retry the leave"
+            ),
+            LeaveRefused::Stopped(why) => write!(f, "node stopping: {why}"),
+        }
+    }
+}
+
 /// Hand every local key to the members that own it without this node (graceful
 /// leave). Answers how many keys were handed off, or why not every one was:
 /// then, unless `forced`, the leave was given up and writes are taken again.
 #[derive(Message, Debug)]
-#[rtype(result = "Result<u64, String>")]
+#[rtype(result = "Result<u64, LeaveRefused>")]
 pub struct HandOffAll {
     /// Keep refusing writes even when the handoff fails (the node goes anyway).
     pub forced: bool,
@@ -117,7 +141,7 @@ pub struct StabilizerActor {
     metrics: Metrics,
     timeout: Duration,
     started: Instant,
-    leave_reply: Option<oneshot::Sender<Result<u64, String>>>,
+    leave_reply: Option<oneshot::Sender<Result<u64, LeaveRefused>>>,
     serving: Arc<AtomicBool>,
     out: Vec<StabilizeEffect>,
 }
@@ -197,7 +221,7 @@ impl StabilizerActor {
                 StabilizeEffect::SetLeaving(on) => self.storage.leaving.do_send(SetLeaving(on)),
                 StabilizeEffect::LeaveDone(result) => {
                     if let Some(reply) = self.leave_reply.take() {
-                        let _ = reply.send(result);
+                        let _ = reply.send(result.map_err(LeaveRefused::HandoffIncomplete));
                     }
                 }
             }
@@ -404,12 +428,12 @@ impl Handler<WireMembership> for StabilizerActor {
 }
 
 impl Handler<HandOffAll> for StabilizerActor {
-    type Result = ResponseFuture<Result<u64, String>>;
+    type Result = ResponseFuture<Result<u64, LeaveRefused>>;
 
     fn handle(&mut self, msg: HandOffAll, ctx: &mut Context<Self>) -> Self::Result {
         let (tx, rx) = oneshot::channel();
         if self.leave_reply.is_some() {
-            return Box::pin(async { Err("already leaving".to_string()) });
+            return Box::pin(async { Err(LeaveRefused::AlreadyLeaving) });
         }
         self.leave_reply = Some(tx);
         let mut out = std::mem::take(&mut self.out);
@@ -418,7 +442,7 @@ impl Handler<HandOffAll> for StabilizerActor {
         self.run_effects(ctx);
         Box::pin(async move {
             rx.await
-                .unwrap_or_else(|_| Err("stabilizer stopped".into()))
+                .unwrap_or_else(|_| Err(LeaveRefused::Stopped("stabilizer stopped".into())))
         })
     }
 }

@@ -16,6 +16,10 @@
 //!   clock runs ahead cannot push its future into the cluster.
 //! - **Leaving.** Once a graceful leave started, writes are refused: a copy
 //!   acknowledged after the leave's handoff passed its key would leave with it.
+//!   Reads are answered "not authoritative" then: a store that takes no writes
+//!   misses every write made since (two leaving replicas of a key, or one and a
+//!   replica whose hint is not delivered yet, would otherwise make a read quorum
+//!   of stale copies).
 //!
 //! Invariants: the store only changes by storing or merging records; nothing here
 //! panics on any request. Pure: the wall clock is an argument.
@@ -523,7 +527,10 @@ impl<E: Engine> Replica<E> {
     ) -> Result<ReplicaResponse, StorageError> {
         Ok(match request {
             ReplicaRequest::Read { key, expect } => {
-                if !self.authoritative || expect.is_some_and(|e| e != self.store_gen) {
+                if !self.authoritative
+                    || self.leaving
+                    || expect.is_some_and(|e| e != self.store_gen)
+                {
                     self.stats.not_authoritative += 1;
                     return Ok(ReplicaResponse::NotAuthoritative);
                 }
@@ -757,7 +764,7 @@ mod tests {
     }
 
     #[test]
-    fn a_leaving_replica_refuses_writes_but_still_serves_reads() {
+    fn a_leaving_replica_refuses_writes_and_is_no_authority_for_reads() {
         let mut r = Replica::new(1, 500);
         r.serve(put("k", v(NOW, 1), PutCheck::Newer), NOW);
         r.set_leaving(true);
@@ -765,11 +772,16 @@ mod tests {
             r.serve(put("k", v(NOW + 1, 1), PutCheck::Newer), NOW),
             ReplicaResponse::Error(_)
         ));
+        assert_eq!(
+            r.serve(read("k", None), NOW),
+            ReplicaResponse::NotAuthoritative
+        );
+        // A leave given up: writes are taken again, reads answered again.
+        r.set_leaving(false);
         assert!(matches!(
             r.serve(read("k", None), NOW),
             ReplicaResponse::Read(Some(_))
-        )); // A leave given up: writes are taken again.
-        r.set_leaving(false);
+        ));
         assert_eq!(
             r.serve(put("k", v(NOW + 1, 1), PutCheck::Newer), NOW),
             ReplicaResponse::Written
