@@ -6,7 +6,9 @@
 //! if every push of it was acknowledged (and the shell drops it only if its
 //! version did not change meanwhile); the walk ends exactly once, with the number
 //! of keys pushed or the first failure (a failed push does not stop the walk: the
-//! rest is still handed off, and the walk is reported incomplete). Pure.
+//! rest is still handed off, and the walk is reported incomplete); a walk to a
+//! ring without members (a leave of the last member it sees) that finds keys is
+//! incomplete: they have nowhere to go. Pure.
 
 use super::rebalance::plan_key;
 use crate::ring::hash::token;
@@ -59,6 +61,11 @@ pub struct WalkPlan {
     pub drop_local: bool,
     /// This node holds data the cluster may lack though it is new on the ring.
     pub push_own: bool,
+    /// A graceful leave's walk: every key goes to its whole list on the target
+    /// ring, since this node's copies go away with it and a remaining replica
+    /// may have missed the latest write (its hint not delivered, or the replica
+    /// since restarted empty).
+    pub hand_over_all: bool,
     /// Keys per page.
     pub batch: usize,
     /// Pause between pages, in milliseconds.
@@ -123,17 +130,23 @@ impl Walk {
         };
         self.after = Some(last.clone());
         let p = &self.plan;
+        if p.target.len() == 0 && self.failed.is_none() {
+            // A leave with nobody left on the ring: its keys would go with it.
+            self.failed = Some("no other live member to hand the keys to".into());
+        }
         let mut batches: BTreeMap<String, Vec<(String, Record)>> = BTreeMap::new();
         for (key, record) in page {
-            let plan = plan_key(
-                &p.me,
-                token(key.as_bytes()),
-                &p.settled,
-                &p.target,
-                p.n,
-                p.pushers,
-                p.push_own,
-            );
+            let t = token(key.as_bytes());
+            let mut plan = plan_key(&p.me, t, &p.settled, &p.target, p.n, p.pushers, p.push_own);
+            if p.hand_over_all {
+                plan.push_to = p
+                    .target
+                    .preference_list(t, p.n)
+                    .into_iter()
+                    .filter(|m| *m != p.me)
+                    .map(str::to_string)
+                    .collect();
+            }
             for t in &plan.push_to {
                 batches
                     .entry(t.clone())
@@ -218,6 +231,7 @@ mod tests {
             target,
             drop_local: true,
             push_own: false,
+            hand_over_all: false,
             batch: 2,
             pause_ms: 5,
         }
@@ -245,6 +259,25 @@ mod tests {
         assert_eq!(w.on_page(Vec::new()), [WalkEffect::Done(Ok(0))]);
         assert!(w.is_done());
         assert!(w.on_page(Vec::new()).is_empty(), "exactly one end");
+    }
+
+    #[test]
+    fn the_last_member_leaving_with_keys_reports_them_stranded() {
+        let alone = ring(&["a"]);
+        let nobody = ring(&[]);
+        let (mut w, _) = Walk::start(plan("a", alone.clone(), nobody.clone()));
+        let out = w.on_page(records(&["k1", "k2"]));
+        assert!(
+            !out.iter().any(|e| matches!(e, WalkEffect::Push { .. })),
+            "nobody to push to: {out:?}"
+        );
+        assert!(matches!(
+            &w.on_page(Vec::new())[..],
+            [WalkEffect::Done(Err(why))] if why.contains("no other live member")
+        ));
+        // With an empty store, the last member may leave.
+        let (mut w, _) = Walk::start(plan("a", alone, nobody));
+        assert_eq!(w.on_page(Vec::new()), [WalkEffect::Done(Ok(0))]);
     }
 
     #[test]
@@ -284,6 +317,34 @@ mod tests {
                 .map(|p| p.1 as u64)
                 .sum()))]
         );
+    }
+
+    #[test]
+    fn a_graceful_leave_hands_each_key_to_its_whole_new_list() {
+        // a, b, c hold every key (N=3 of 3). Without a the lists are {b, c}: no
+        // member is new in them, yet b or c may have missed the latest write.
+        let with_me = ring(&["a", "b", "c"]);
+        let without = ring(&["b", "c"]);
+        let mut leave = plan("a", with_me.clone(), without.clone());
+        leave.drop_local = false;
+        leave.hand_over_all = true;
+        let (mut w, _) = Walk::start(leave);
+        let mut to: Vec<String> = w
+            .on_page(records(&["k1"]))
+            .into_iter()
+            .filter_map(|e| match e {
+                WalkEffect::Push { to, .. } => Some(to),
+                _ => None,
+            })
+            .collect();
+        to.sort();
+        assert_eq!(to, ["b", "c"]);
+        // An ordinary walk of the same change pushes nothing: b and c stay.
+        let (mut w, _) = Walk::start(plan("a", with_me, without));
+        assert!(!w
+            .on_page(records(&["k1"]))
+            .iter()
+            .any(|e| matches!(e, WalkEffect::Push { .. })));
     }
 
     #[test]

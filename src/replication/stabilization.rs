@@ -365,6 +365,7 @@ impl Stabilizer {
             // holding what it held (coordinators count on the settled lists).
             drop_local: t.previous().is_none(),
             push_own: self.push_own,
+            hand_over_all: false,
             batch: self.config.batch_keys,
             pause_ms: self.config.pause_ms,
         };
@@ -534,6 +535,7 @@ impl Stabilizer {
             target: without_me,
             drop_local: false,
             push_own: false,
+            hand_over_all: true,
             batch: self.config.batch_keys,
             pause_ms: self.config.pause_ms,
         };

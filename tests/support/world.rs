@@ -1079,13 +1079,19 @@ impl World {
                     }
                 }
                 // A leave given up: the node stays a member.
-                StabilizeEffect::LeaveDone(Err(_)) => {
+                StabilizeEffect::LeaveDone(Err(why)) => {
+                    if self.trace_key.is_some() {
+                        println!("t={} n{i} leave given up: {why}", self.now);
+                    }
                     if let Some(p) = self.nodes[i].process.as_mut() {
                         p.leaving = false;
                     }
                 }
-                StabilizeEffect::LeaveDone(Ok(_)) => {
+                StabilizeEffect::LeaveDone(Ok(handed)) => {
                     let now = self.now;
+                    if self.trace_key.is_some() {
+                        println!("t={now} n{i} left, {handed} keys handed off");
+                    }
                     let mut out = Vec::new();
                     if let Some(p) = self.nodes[i].process.as_mut() {
                         p.swim.leave(now, &mut out);
