@@ -130,7 +130,7 @@ impl Walk {
         };
         self.after = Some(last.clone());
         let p = &self.plan;
-        if p.target.len() == 0 && self.failed.is_none() {
+        if p.target.is_empty() && self.failed.is_none() {
             // A leave with nobody left on the ring: its keys would go with it.
             self.failed = Some("no other live member to hand the keys to".into());
         }
