@@ -2,9 +2,9 @@
 //!
 //! On every ring change it walks the local store ([`Walk`]) and hands each key to
 //! the members that are new in its preference list; keys this node no longer
-//! replicates are dropped once their new owners acknowledged them, by the walk
-//! that follows a settled transition only (a transition cut short by another
-//! change must leave the settled replicas whole); when a walk
+//! replicates are dropped once their new owners acknowledged them and the ring
+//! they went to settled (a transition cut short by another change must leave
+//! the settled replicas whole); when a walk
 //! completes it tells every member (`Synced`). It tracks the [`Transition`] from
 //! the settled ring to the current one and publishes the [`Placement`]
 //! coordinators use. It decides this node's authority: a node that came back
@@ -36,6 +36,10 @@ pub const WALK_RETRY_MS: u64 = 1_000;
 /// node takes writes again and stays a member); a forced one (a signal: the
 /// process ends either way) keeps refusing writes.
 pub const LEAVE_WALK_ATTEMPTS: u32 = 20;
+
+/// A member in transition repeats its report every tick; a settled member
+/// answers one member's reports for its ring at most this often.
+pub const ANSWER_EVERY_MS: u64 = 5_000;
 
 /// What the core asks the shell to do.
 #[derive(Clone, Debug)]
@@ -82,6 +86,14 @@ pub struct Stabilizer {
     snapshot: Option<RingSnapshot>,
     walk: Option<(u64, Walk)>,
     walks: u64,
+    /// Keys a transition walk handed off and would have dropped, with the
+    /// fingerprint of the ring they went to: dropped once that ring settles,
+    /// forgotten when another ring replaces it first.
+    deferred_drops: Option<(u64, Vec<(String, crate::storage::Version)>)>,
+    /// Members told, in answer to their report, that this node is settled on
+    /// the same ring, and when (at most every [`ANSWER_EVERY_MS`] each: two
+    /// settled members answering each other stop after one round).
+    answered: std::collections::BTreeMap<String, (u64, u64)>,
     synced_for: Option<u64>,
     retry_at: Option<u64>,
     leaving: Option<u64>,
@@ -106,6 +118,8 @@ impl Stabilizer {
             snapshot: None,
             walk: None,
             walks: 0,
+            deferred_drops: None,
+            answered: std::collections::BTreeMap::new(),
             synced_for: None,
             retry_at: None,
             leaving: None,
@@ -267,6 +281,8 @@ impl Stabilizer {
         self.publish(out);
         if changed {
             self.synced_for = None;
+            self.deferred_drops = None;
+            self.answered.clear();
             self.start_walk(out);
         }
     }
@@ -292,6 +308,17 @@ impl Stabilizer {
                 );
                 self.publish(out);
             }
+        }
+        let due = self
+            .answered
+            .get(from)
+            .is_none_or(|&(p, at)| p != print || self.now.saturating_sub(at) >= ANSWER_EVERY_MS);
+        if from != self.me && !self.in_transition() && self.synced_for == Some(print) && due {
+            self.answered.insert(from.to_string(), (print, self.now));
+            // A member in transition to the ring this node is settled on waits
+            // for this node's report, which it gave before that member's ring
+            // changed (a member back from a pause: this node never saw it gone).
+            self.announce_to(print, Some(from), out);
         }
         if self
             .transition
@@ -336,6 +363,15 @@ impl Stabilizer {
             out.push(StabilizeEffect::Authority(true));
             out.push(StabilizeEffect::MarkSynced);
         }
+        let settled = self.transition.as_ref().map(|t| fingerprint(t.current()));
+        if let Some((print, keys)) = self.deferred_drops.take() {
+            if Some(print) == settled && !keys.is_empty() {
+                out.push(StabilizeEffect::Walk {
+                    walk: self.walks,
+                    effect: WalkEffect::Drop(keys),
+                });
+            }
+        }
         // Writes made during the transition also reached the settled replicas:
         // walk once more to hand off and drop the copies this node no longer owns.
         self.start_walk(out);
@@ -360,10 +396,7 @@ impl Stabilizer {
             pushers: self.pushers(),
             settled: t.settled().clone(),
             target: t.current().clone(),
-            // Copies are dropped only by a walk on a settled ring: a transition
-            // cut short by another ring change must leave every settled replica
-            // holding what it held (coordinators count on the settled lists).
-            drop_local: t.previous().is_none(),
+            drop_local: true,
             push_own: self.push_own,
             hand_over_all: false,
             batch: self.config.batch_keys,
@@ -387,15 +420,28 @@ impl Stabilizer {
     }
 
     fn announce(&mut self, out: &mut Vec<StabilizeEffect>) {
-        let (Some(print), Some(s)) = (self.synced_for, &self.snapshot) else {
+        let Some(print) = self.synced_for else {
+            return;
+        };
+        self.announce_to(print, None, out);
+        let me = self.me.clone();
+        self.on_synced(&me, print, Vec::new(), out);
+    }
+
+    /// Reports this node's handoff for ring `print` to `only`, or to every peer.
+    fn announce_to(&mut self, print: u64, only: Option<&str>, out: &mut Vec<StabilizeEffect>) {
+        let Some(s) = &self.snapshot else {
             return;
         };
         let to: Vec<(String, String)> = s
             .peers
             .iter()
-            .filter(|(name, _)| **name != self.me)
+            .filter(|(name, _)| **name != self.me && only.is_none_or(|o| o == name.as_str()))
             .map(|(n, a)| (n.clone(), a.clone()))
             .collect();
+        if to.is_empty() {
+            return;
+        }
         let haunted = self
             .transition
             .as_ref()
@@ -411,8 +457,6 @@ impl Stabilizer {
             to,
             haunted,
         });
-        let me = self.me.clone();
-        self.on_synced(&me, print, Vec::new(), out);
     }
 
     /// A page of the store arrived for walk `walk`.
@@ -449,6 +493,20 @@ impl Stabilizer {
         for effect in effects {
             match effect {
                 WalkEffect::Done(result) => self.walk_done(walk, result, out),
+                WalkEffect::Drop(keys) if self.in_transition() => {
+                    // Copies are dropped only once the ring they went to settled:
+                    // a transition cut short by another ring change must leave
+                    // every settled replica holding what it held (coordinators
+                    // count on the settled lists).
+                    let Some(target) = self.transition.as_ref().map(|t| fingerprint(t.current()))
+                    else {
+                        continue;
+                    };
+                    match &mut self.deferred_drops {
+                        Some((print, held)) if *print == target => held.extend(keys),
+                        _ => self.deferred_drops = Some((target, keys)),
+                    }
+                }
                 effect => out.push(StabilizeEffect::Walk { walk, effect }),
             }
         }
@@ -630,6 +688,40 @@ mod tests {
             })
             .collect();
         (s, keys)
+    }
+
+    #[test]
+    fn a_settled_member_answers_reports_for_its_ring_so_a_transition_back_to_it_settles() {
+        // b came back to a's ring (a never saw it go): b waits for a's report.
+        let live: Vec<LiveMember> = ["a:1", "b:1", "c:1"].iter().map(|m| member(m)).collect();
+        let mut s = Stabilizer::new("a:1".into(), 3, 2, StabilizeConfig::default());
+        let mut out = Vec::new();
+        s.on_ring(RingSnapshot::new(1, &live, 16, 3), false, 0, &mut out);
+        let mut told = None;
+        let _ = run_walks(&mut s, out, &[], true, &mut told);
+        let print = fingerprint(&s.placement().expect("placed").current.ring);
+        let to_b = |out: &[StabilizeEffect]| {
+            out.iter()
+                .filter(|e| {
+                    matches!(e, StabilizeEffect::AnnounceSynced { fingerprint, to, .. }
+                        if *fingerprint == print && to.len() == 1 && to[0].0 == "b:1")
+                })
+                .count()
+        };
+        let mut out = Vec::new();
+        s.on_synced("b:1", print, Vec::new(), &mut out);
+        assert_eq!(to_b(&out), 1, "{out:?}");
+        let mut out = Vec::new();
+        s.on_synced("b:1", print, Vec::new(), &mut out);
+        assert_eq!(to_b(&out), 0, "not again within 5 s: {out:?}");
+        // b still waits (a lost answer, or b went through another change).
+        let mut out = Vec::new();
+        s.on_tick(ANSWER_EVERY_MS, &mut out);
+        s.on_synced("b:1", print, Vec::new(), &mut out);
+        assert_eq!(to_b(&out), 1, "answered again after 5 s: {out:?}");
+        let mut out = Vec::new();
+        s.on_synced("c:1", print ^ 1, Vec::new(), &mut out);
+        assert!(out.is_empty(), "a report for another ring is not answered");
     }
 
     #[test]

@@ -193,7 +193,31 @@ fn a_paused_replica_converges_after_resuming_and_deleted_keys_stay_deleted() {
             })
         })
     });
-    assert!(converged, "replicas did not converge after the pause");
+    if !converged {
+        let held = copies(&c);
+        let bad: Vec<String> = keys
+            .iter()
+            .filter_map(|k| {
+                let cs = held.get(k);
+                let ok = cs.is_some_and(|cs| {
+                    cs.len() == 3 && cs.windows(2).all(|w| w[0].version == w[1].version)
+                });
+                (!ok).then(|| {
+                    let at: Vec<String> = cs
+                        .into_iter()
+                        .flatten()
+                        .map(|c| format!("n{}:{}", c.node, c.version))
+                        .collect();
+                    format!("{k} {at:?}")
+                })
+            })
+            .collect();
+        panic!(
+            "replicas did not converge after the pause: {} keys, e.g. {:?}",
+            bad.len(),
+            &bad[..bad.len().min(5)]
+        );
+    }
     for (i, k) in deletes.iter().enumerate() {
         let a = http(c.port(3), "GET", &format!("/d/{k}"), b"", 5 * SECOND);
         if i % 2 == 0 {
