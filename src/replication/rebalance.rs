@@ -18,9 +18,10 @@
 //! does, until every member reported its handoff for the current ring.
 //!
 //! Invariants: a key is only ever dropped after a push to its entire new
-//! preference list was acknowledged (and, see `stabilization.rs`, only by a walk
-//! on a settled ring); each newcomer in a list hears from N − W + 1 holders where
-//! that many are live (one of them holds every write acknowledged at W); the settled ring only moves forward to a ring
+//! preference list was acknowledged (and, see `stabilization.rs`, only once the
+//! ring it went to settled); each newcomer in a list hears from N − W + 1 holders
+//! where that many are live (one of them holds every write acknowledged at W);
+//! the settled ring only moves forward to a ring
 //! every one of whose members reported its handoff complete, or after a timeout;
 //! a pending node alone on its ring stays pending. Pure.
 
@@ -236,11 +237,8 @@ impl Transition {
     /// Rings another member reports as haunting: adopted if they haunt here too
     /// (a member that joined after the change learns of it this way).
     pub fn adopt_haunted(&mut self, rings: Vec<Ring>) {
-        let (n, w) = self.quorum;
         for ring in rings {
-            if n > 0 && haunts(&ring, &self.current, n, w) {
-                self.add_haunted(Arc::new(ring));
-            }
+            self.keep_haunting(Arc::new(ring));
         }
     }
 
@@ -315,18 +313,18 @@ impl Transition {
     pub fn on_ring(&mut self, ring: Arc<Ring>, pending: &BTreeSet<String>, now_ms: u64) -> bool {
         let changed = fingerprint(&ring) != fingerprint(&self.current);
         // A transition cut short: members may already have handed keys off to
-        // the ring being replaced and dropped their copies, so that ring is where
-        // those keys are now. Where the new ring loses too many of its replicas,
-        // it haunts reads like a settled one (a partition right after a heal).
-        let (n, w) = self.quorum;
-        if changed && n > 0 && self.previous().is_some() && haunts(&self.current, &ring, n, w) {
-            let replaced = self.current.clone();
-            self.add_haunted(replaced);
-        }
+        // the ring being replaced, so copies are where it put them. Where the new
+        // ring loses too many of that ring's replicas of a key, it haunts reads
+        // like a settled one (a partition right after a heal).
+        let cut_short = changed && self.previous().is_some();
+        let replaced = self.current.clone();
         if let Some(me) = &self.pending {
             self.settled = Arc::new(ring.with_store(me, FORMER_STORE));
         }
         self.current = ring;
+        if cut_short {
+            self.keep_haunting(replaced);
+        }
         self.pending_members = pending.clone();
         self.still_haunting();
         if changed {

@@ -24,6 +24,8 @@ use super::rebalance::{fingerprint, Transition, FORMER_STORE};
 use crate::config::StabilizeConfig;
 use crate::ring::ring::Ring;
 use crate::ring::snapshot::RingSnapshot;
+use crate::storage::Version;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// Delay before a walk that failed is tried again, in milliseconds.
@@ -89,11 +91,11 @@ pub struct Stabilizer {
     /// Keys a transition walk handed off and would have dropped, with the
     /// fingerprint of the ring they went to: dropped once that ring settles,
     /// forgotten when another ring replaces it first.
-    deferred_drops: Option<(u64, Vec<(String, crate::storage::Version)>)>,
+    deferred_drops: Option<(u64, Vec<(String, Version)>)>,
     /// Members told, in answer to their report, that this node is settled on
     /// the same ring, and when (at most every [`ANSWER_EVERY_MS`] each: two
     /// settled members answering each other stop after one round).
-    answered: std::collections::BTreeMap<String, (u64, u64)>,
+    answered: BTreeMap<String, (u64, u64)>,
     synced_for: Option<u64>,
     retry_at: Option<u64>,
     leaving: Option<u64>,
@@ -119,7 +121,7 @@ impl Stabilizer {
             walk: None,
             walks: 0,
             deferred_drops: None,
-            answered: std::collections::BTreeMap::new(),
+            answered: BTreeMap::new(),
             synced_for: None,
             retry_at: None,
             leaving: None,
