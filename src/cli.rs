@@ -35,6 +35,10 @@ pub struct Cli {
     /// Peer RPC (TCP) port [default: HTTP port + 10000].
     #[arg(long, env = "SWIMKV_PEER_PORT")]
     pub peer_port: Option<u16>,
+    /// Between nodes on this host (loopback addresses), peer RPC over a Unix socket instead
+    /// of TCP (Linux: an abstract socket named after the peer address; TCP is the fallback).
+    #[arg(long, env = "SWIMKV_PEER_UNIX", default_value_t = true, action = clap::ArgAction::Set)]
+    pub peer_unix: bool,
     /// Cluster id: nodes only talk to nodes with the same id.
     #[arg(long, env = "SWIMKV_CLUSTER_ID", default_value = "swimkv")]
     pub cluster_id: String,
@@ -248,6 +252,7 @@ impl Cli {
         c.peer_port = self
             .peer_port
             .unwrap_or_else(|| self.port.checked_add(PEER_PORT_OFFSET).unwrap_or(0));
+        c.peer_unix = self.peer_unix;
         c.cluster_id = self.cluster_id;
         c.cluster_secret = self.cluster_secret;
         c.security = crate::config::SecurityConfig {

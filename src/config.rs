@@ -264,6 +264,9 @@ pub struct Config {
     pub http_port: u16,
     /// TCP port of the peer RPC listener (default: HTTP port + 10000).
     pub peer_port: u16,
+    /// Peer RPC between nodes on this host over Unix sockets
+    /// ([`local`](crate::transport::local)); TCP otherwise.
+    pub peer_unix: bool,
     /// Introducers to join through (`host:port` of their HTTP/UDP port).
     pub introducers: Vec<String>,
     /// Cluster id: nodes only talk to nodes with the same id.
@@ -300,6 +303,7 @@ impl Config {
             advertise_host: "127.0.0.1".to_string(),
             http_port,
             peer_port: http_port.wrapping_add(PEER_PORT_OFFSET),
+            peer_unix: true,
             introducers: Vec::new(),
             cluster_id: "swimkv".to_string(),
             cluster_secret: None,
@@ -329,6 +333,11 @@ impl Config {
     /// This node's member name: `advertise_host:http_port`.
     pub fn node_name(&self) -> String {
         format!("{}:{}", self.advertise_host, self.http_port)
+    }
+
+    /// This node's peer RPC address as other members derive it: `advertise_host:peer_port`.
+    pub fn peer_addr(&self) -> String {
+        format!("{}:{}", self.advertise_host, self.peer_port)
     }
 
     /// Refuses impossible settings with a one-line reason.

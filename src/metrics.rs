@@ -266,6 +266,12 @@ impl Collector for TransportCollector {
         )?;
         counter(
             &mut encoder,
+            "swimkv_rpc_local_connections",
+            "Peer RPC connections this node opened over a local (Unix) socket",
+            rpc.local_connections.load(Ordering::Relaxed),
+        )?;
+        counter(
+            &mut encoder,
             "swimkv_rpc_foreign_cluster",
             "Peer RPC frames from another cluster",
             rpc.foreign_cluster.load(Ordering::Relaxed),

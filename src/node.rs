@@ -192,7 +192,8 @@ pub fn start_actors(
         seal.clone(),
         config.limits.max_frame_bytes,
         rpc_counters.clone(),
-    );
+    )
+    .with_local_sockets(config.peer_unix);
     let replication = ReplicationActor::new(
         name.clone(),
         config.replication.clone(),
@@ -223,7 +224,7 @@ pub fn start_actors(
     let stabilizer = stabilizer.start();
     let me = LiveMember {
         name: name.clone(),
-        peer_addr: format!("{}:{}", config.advertise_host, config.peer_port),
+        peer_addr: config.peer_addr(),
         store: identity.store,
         pending: identity.pending,
     };

@@ -99,13 +99,33 @@ impl Boot {
             left,
             ..
         } = actors.clone();
+        let handler = replica_handler(storage.recipient(), stabilizer.clone().recipient());
+        #[cfg(unix)]
+        if config.peer_unix {
+            match crate::transport::local::listen(&config.peer_addr()) {
+                Ok(Some(listener)) => {
+                    actix::spawn(rpc::serve(
+                        rpc::Listener::Unix(listener),
+                        seal.clone(),
+                        config.limits.max_frame_bytes,
+                        handler.clone(),
+                        rpc_counters.clone(),
+                    ));
+                }
+                Ok(None) => {}
+                Err(e) => log::warn!(
+                    "no local peer socket for {} ({e}): peers on this host use TCP",
+                    config.peer_addr()
+                ),
+            }
+        }
         match tokio::net::TcpListener::from_std(peer_listener) {
             Ok(listener) => {
                 actix::spawn(rpc::serve(
                     listener,
                     seal.clone(),
                     config.limits.max_frame_bytes,
-                    replica_handler(storage.recipient(), stabilizer.clone().recipient()),
+                    handler,
                     rpc_counters,
                 ));
             }

@@ -1,4 +1,6 @@
 //! Peer RPC over TCP: persistent connections, request ids, many calls in flight.
+//! Between nodes on one host the same frames travel over a Unix socket instead
+//! ([`local`](super::local)).
 //!
 //! Every frame is length-delimited and carries a [`wire`](super::wire) envelope.
 //! A client keeps one connection per peer, opened on first use and re-opened after
@@ -21,6 +23,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec, LengthDelimitedCodecError};
@@ -57,6 +60,8 @@ pub struct RpcCounters {
     pub foreign_cluster: AtomicU64,
     /// Requests served.
     pub served: AtomicU64,
+    /// Connections to peers this node opened over a local (Unix) socket.
+    pub local_connections: AtomicU64,
 }
 
 /// Told the address of a peer whose connection was refused, timed out or broke:
@@ -90,24 +95,74 @@ fn count_refusal(counters: &RpcCounters, err: wire::WireError) {
     }
 }
 
+/// Where peer requests arrive: the TCP listener or, from nodes on this host, a
+/// Unix socket.
+pub enum Listener {
+    /// The peer RPC port.
+    Tcp(TcpListener),
+    /// The local socket ([`local`](super::local)).
+    #[cfg(unix)]
+    Unix(tokio::net::UnixListener),
+}
+
+impl From<TcpListener> for Listener {
+    fn from(listener: TcpListener) -> Listener {
+        Listener::Tcp(listener)
+    }
+}
+
+/// The two halves of a connection, whichever its transport.
+type Halves = (
+    Box<dyn AsyncRead + Send + Unpin>,
+    Box<dyn AsyncWrite + Send + Unpin>,
+);
+
+fn tcp_halves(stream: TcpStream) -> Halves {
+    let _ = stream.set_nodelay(true);
+    let (r, w) = stream.into_split();
+    (Box::new(r), Box::new(w))
+}
+
+#[cfg(unix)]
+fn unix_halves(stream: tokio::net::UnixStream) -> Halves {
+    let (r, w) = stream.into_split();
+    (Box::new(r), Box::new(w))
+}
+
+impl Listener {
+    async fn accept(&self) -> std::io::Result<(Halves, String)> {
+        match self {
+            Listener::Tcp(l) => {
+                let (stream, peer) = l.accept().await?;
+                Ok((tcp_halves(stream), peer.to_string()))
+            }
+            #[cfg(unix)]
+            Listener::Unix(l) => {
+                let (stream, _) = l.accept().await?;
+                Ok((unix_halves(stream), "the local socket".to_string()))
+            }
+        }
+    }
+}
+
 /// Serves peer requests on `listener` until the process ends.
 pub async fn serve(
-    listener: TcpListener,
+    listener: impl Into<Listener>,
     seal: Seal,
     max_frame: usize,
     handler: Handler,
     counters: Arc<RpcCounters>,
 ) {
+    let listener = listener.into();
     loop {
         match listener.accept().await {
-            Ok((stream, peer)) => {
-                let _ = stream.set_nodelay(true);
+            Ok((halves, peer)) => {
                 let handler = handler.clone();
                 let counters = counters.clone();
                 let seal = seal.clone();
                 tokio::spawn(async move {
                     if let Err(why) =
-                        serve_connection(stream, seal, max_frame, handler, counters).await
+                        serve_connection(halves, seal, max_frame, handler, counters).await
                     {
                         log::debug!("peer connection from {peer} closed: {why}");
                     }
@@ -122,13 +177,12 @@ pub async fn serve(
 }
 
 async fn serve_connection(
-    stream: TcpStream,
+    (r, w): Halves,
     seal: Seal,
     max_frame: usize,
     handler: Handler,
     counters: Arc<RpcCounters>,
 ) -> Result<(), String> {
-    let (r, w) = stream.into_split();
     let mut reader = FramedRead::new(r, codec(max_frame));
     let mut writer = FramedWrite::new(w, codec(max_frame));
     let (tx, mut rx) = mpsc::unbounded_channel::<(u64, Bytes, tokio::sync::OwnedSemaphorePermit)>();
@@ -198,6 +252,7 @@ pub struct RpcClient {
     peers: Arc<Mutex<HashMap<String, mpsc::UnboundedSender<Call>>>>,
     counters: Arc<RpcCounters>,
     unreachable: Arc<Unreachable>,
+    local: bool,
 }
 
 /// The unreachable hook and the peers it was told about since their last
@@ -236,7 +291,15 @@ impl RpcClient {
             peers: Arc::new(Mutex::new(HashMap::new())),
             counters,
             unreachable: Arc::new(Unreachable::default()),
+            local: false,
         }
+    }
+
+    /// With `on`, calls to a peer on this host (a loopback address) go over its
+    /// local socket when it has one, and over TCP otherwise.
+    pub fn with_local_sockets(mut self, on: bool) -> RpcClient {
+        self.local = on;
+        self
     }
 
     /// Calls `hook` with the address of a peer whose connection fails to open or
@@ -266,6 +329,7 @@ impl RpcClient {
                         prx,
                         self.counters.clone(),
                         self.unreachable.clone(),
+                        self.local,
                     ));
                     ptx
                 });
@@ -295,24 +359,19 @@ async fn run_peer(
     mut rx: mpsc::UnboundedReceiver<Call>,
     counters: Arc<RpcCounters>,
     unreachable: Arc<Unreachable>,
+    local: bool,
 ) {
     let hint = |addr: &str| unreachable.failed(addr);
-    let stream = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&addr)).await {
-        Ok(Ok(s)) => {
+    let (r, w) = match connect(&addr, local, &counters).await {
+        Ok(halves) => {
             unreachable.connected(&addr);
-            s
+            halves
         }
-        Ok(Err(e)) => {
+        Err(why) => {
             hint(&addr);
-            return fail_all(&mut rx, HashMap::new(), &e.to_string());
-        }
-        Err(_) => {
-            hint(&addr);
-            return fail_all(&mut rx, HashMap::new(), "connect timeout");
+            return fail_all(&mut rx, HashMap::new(), &why);
         }
     };
-    let _ = stream.set_nodelay(true);
-    let (r, w) = stream.into_split();
     let mut reader = FramedRead::new(r, codec(max_frame));
     let mut writer = FramedWrite::new(w, codec(max_frame));
     let mut pending: HashMap<u64, oneshot::Sender<Result<Bytes, RpcError>>> = HashMap::new();
@@ -377,6 +436,26 @@ async fn run_peer(
     log::debug!("connection to peer {addr} ended: {why}");
     hint(&addr);
     fail_all(&mut rx, pending, &why);
+}
+
+/// Opens a connection to the peer at `addr`: its local socket first when `local`
+/// and it has one, else TCP.
+async fn connect(addr: &str, local: bool, counters: &RpcCounters) -> Result<Halves, String> {
+    #[cfg(unix)]
+    if local {
+        if let Ok(Some(stream)) =
+            tokio::time::timeout(CONNECT_TIMEOUT, super::local::connect(addr)).await
+        {
+            counters.local_connections.fetch_add(1, Ordering::Relaxed);
+            return Ok(unix_halves(stream));
+        }
+    }
+    let _ = (local, counters);
+    match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
+        Ok(Ok(stream)) => Ok(tcp_halves(stream)),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("connect timeout".to_string()),
+    }
 }
 
 fn fail_all(
@@ -537,6 +616,60 @@ mod tests {
         s.shutdown().await.expect("shutdown");
         let _ = s.read_to_end(&mut rest).await;
         assert_eq!(counters.refused_frames.load(Ordering::Relaxed), 1);
+    }
+
+    /// The TCP server of [`server`] plus its local socket.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    async fn server_with_local_socket(cluster: u64) -> (String, Arc<RpcCounters>) {
+        let (addr, counters) = server(cluster).await;
+        let local = crate::transport::local::listen(&addr)
+            .expect("bind the local socket")
+            .expect("a loopback address has one");
+        tokio::spawn(serve(
+            Listener::Unix(local),
+            Seal::from(cluster),
+            1 << 20,
+            echo_handler(),
+            counters.clone(),
+        ));
+        (addr, counters)
+    }
+
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    #[tokio::test]
+    async fn a_peer_on_this_host_is_called_over_its_local_socket_and_over_tcp_without_one() {
+        let (addr, served) = server_with_local_socket(7).await;
+        let opened = Arc::new(RpcCounters::default());
+        let client = RpcClient::new(7, 1 << 20, opened.clone()).with_local_sockets(true);
+        let big: Vec<u8> = (0..(1 << 20) - 100).map(|i| (i % 251) as u8).collect();
+        let answer = client.call(&addr, Bytes::from(big.clone())).await;
+        assert_eq!(&answer.expect("answer")[5..], &big[..]);
+        assert_eq!(opened.local_connections.load(Ordering::Relaxed), 1);
+        assert_eq!(served.served.load(Ordering::Relaxed), 1);
+        // A peer without a local socket (an older version, --peer-unix false): TCP.
+        let (plain, _) = server(7).await;
+        let answer = client.call(&plain, Bytes::from_static(b"b")).await;
+        assert_eq!(answer, Ok(Bytes::from_static(b"echo:b")));
+        assert_eq!(opened.local_connections.load(Ordering::Relaxed), 1);
+        // Local sockets off: TCP to a peer that has one.
+        let tcp_only = Arc::new(RpcCounters::default());
+        let client = RpcClient::new(7, 1 << 20, tcp_only.clone());
+        let answer = client.call(&addr, Bytes::from_static(b"c")).await;
+        assert_eq!(answer, Ok(Bytes::from_static(b"echo:c")));
+        assert_eq!(tcp_only.local_connections.load(Ordering::Relaxed), 0);
+        assert_eq!(served.served.load(Ordering::Relaxed), 2);
+    }
+
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    #[tokio::test]
+    async fn the_local_socket_refuses_a_peer_of_another_cluster_as_tcp_does() {
+        let (addr, counters) = server_with_local_socket(7).await;
+        let opened = Arc::new(RpcCounters::default());
+        let client = RpcClient::new(8, 1 << 20, opened.clone()).with_local_sockets(true);
+        assert!(client.call(&addr, Bytes::from_static(b"x")).await.is_err());
+        assert_eq!(opened.local_connections.load(Ordering::Relaxed), 1);
+        assert_eq!(counters.foreign_cluster.load(Ordering::Relaxed), 1);
+        assert_eq!(counters.served.load(Ordering::Relaxed), 0);
     }
 
     #[tokio::test]
