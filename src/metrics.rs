@@ -20,9 +20,9 @@ use std::sync::Arc;
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
     /// Route pattern, e.g. `/d/{key}`.
-    pub route: String,
-    /// HTTP method.
-    pub method: String,
+    pub route: &'static str,
+    /// HTTP method (`other` for a method outside the standard ones).
+    pub method: &'static str,
     /// Response status code.
     pub status: u16,
 }
@@ -31,7 +31,7 @@ pub struct RequestLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RouteLabels {
     /// Route pattern.
-    pub route: String,
+    pub route: &'static str,
 }
 
 /// Labels naming an operation kind (`read`, `write`).
@@ -66,7 +66,7 @@ pub struct ErrorKindLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct AuthLabels {
     /// Route pattern (or `unmatched`).
-    pub route: String,
+    pub route: &'static str,
     /// 401 (no or unknown token) or 403 (token without the right).
     pub status: u16,
 }

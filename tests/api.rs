@@ -943,6 +943,12 @@ async fn metrics_parse_as_openmetrics_and_count_requests_by_route_pattern_method
         send!(app, request("PATCH", "/d/metric-key-0")).status,
         StatusCode::METHOD_NOT_ALLOWED
     );
+    for made_up in ["FROB", "XYZZY"] {
+        assert_eq!(
+            send!(app, request(made_up, "/d/metric-key-0")).status,
+            StatusCode::METHOD_NOT_ALLOWED
+        );
+    }
 
     let r = get!(app, "/metrics");
     assert_eq!(r.status, StatusCode::OK);
@@ -970,6 +976,8 @@ async fn metrics_parse_as_openmetrics_and_count_requests_by_route_pattern_method
     assert_eq!(count(data, "GET", "404"), Some(1.0));
     assert_eq!(count(data, "PATCH", "405"), Some(1.0));
     assert_eq!(count("unmatched", "GET", "404"), Some(1.0));
+    // Made-up methods share one label value: a client cannot add series at will.
+    assert_eq!(count(data, "other", "405"), Some(2.0));
     // Labels hold route patterns, never raw paths, so keys cannot blow up cardinality.
     for sample in scrape.families[requests].iter_samples() {
         let set = sample.get_labelset().unwrap();

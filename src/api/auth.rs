@@ -38,9 +38,10 @@ pub async fn authorize(
             .await
             .map(ServiceResponse::map_into_left_body);
     };
-    let pattern = req.match_pattern();
+    let route = super::route_label(req.request());
+    let pattern = Some(route).filter(|r| *r != "unmatched");
     let need = access::need(
-        pattern.as_deref(),
+        pattern,
         req.method().as_str(),
         key_of(&req, state.limits.max_key_bytes),
         auth.everything,
@@ -63,7 +64,7 @@ pub async fn authorize(
         .metrics
         .auth_refused
         .get_or_create(&AuthLabels {
-            route: pattern.unwrap_or_else(|| "unmatched".to_string()),
+            route,
             status: error.status_code().as_u16(),
         })
         .inc();

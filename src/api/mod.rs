@@ -69,20 +69,15 @@ pub async fn record_metrics(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
     let started = Instant::now();
-    let method = req.method().as_str().to_string();
+    let method = method_label(req.method());
     let state = req.app_data::<web::Data<AppState>>().cloned();
     let res = next.call(req).await?;
     if let Some(state) = state {
         let metrics = &state.metrics;
-        let route = res
-            .request()
-            .match_pattern()
-            .unwrap_or_else(|| "unmatched".to_string());
+        let route = route_label(res.request());
         metrics
             .latency
-            .get_or_create(&RouteLabels {
-                route: route.clone(),
-            })
+            .get_or_create(&RouteLabels { route })
             .observe(started.elapsed().as_secs_f64());
         metrics
             .requests
@@ -94,6 +89,37 @@ pub async fn record_metrics(
             .inc();
     }
     Ok(res)
+}
+
+/// The label of an HTTP method: the standard ones by name, any other `other` (a
+/// client cannot grow the metrics with made-up methods).
+fn method_label(method: &actix_web::http::Method) -> &'static str {
+    const STANDARD: [&str; 9] = [
+        "GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH", "TRACE", "CONNECT",
+    ];
+    STANDARD
+        .into_iter()
+        .find(|m| *m == method.as_str())
+        .unwrap_or("other")
+}
+
+/// The [`ROUTES`] pattern the router matched for `req`, `unmatched` if none. The
+/// common case is read off the path (a pattern ending in `{key:.*}` matches its
+/// prefix, any other only itself) without routing the request a second time.
+pub(crate) fn route_label(req: &actix_web::HttpRequest) -> &'static str {
+    let path = req.path();
+    let fast = ROUTES
+        .iter()
+        .map(|(p, _)| *p)
+        .find(|p| match p.strip_suffix("{key:.*}") {
+            Some(prefix) => path.starts_with(prefix),
+            None => path == *p,
+        });
+    fast.or_else(|| {
+        let matched = req.match_pattern()?;
+        ROUTES.iter().map(|(p, _)| *p).find(|p| *p == matched)
+    })
+    .unwrap_or("unmatched")
 }
 
 /// Every route, in registration order: the path pattern and the methods it

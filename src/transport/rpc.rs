@@ -16,7 +16,8 @@
 
 use super::wire::{self, Kind, Seal};
 use bytes::{Bytes, BytesMut};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::stream::FuturesUnordered;
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
@@ -185,60 +186,63 @@ async fn serve_connection(
 ) -> Result<(), String> {
     let mut reader = FramedRead::new(r, codec(max_frame));
     let mut writer = FramedWrite::new(w, codec(max_frame));
-    let (tx, mut rx) = mpsc::unbounded_channel::<(u64, Bytes, tokio::sync::OwnedSemaphorePermit)>();
-    // Requests being served or answered but not yet written: past this many the
-    // connection stops reading, so a peer that never reads answers cannot make
-    // this node queue without bound (TCP flow control pushes back on it).
-    let in_flight = Arc::new(tokio::sync::Semaphore::new(MAX_PENDING_PER_PEER));
-    let write_seal = seal.clone();
-    let write_task = tokio::spawn(async move {
-        let seal = write_seal;
-        while let Some((id, payload, _permit)) = rx.recv().await {
-            writer
-                .feed(seal.encode(Kind::Response, id, &payload))
-                .await?;
-            while let Ok((id, payload, _permit)) = rx.try_recv() {
-                writer
-                    .feed(seal.encode(Kind::Response, id, &payload))
-                    .await?;
-            }
-            SinkExt::<Bytes>::flush(&mut writer).await?;
-        }
-        Ok::<(), std::io::Error>(())
-    });
+    // Requests being served, answered by this task as each finishes (no task of
+    // their own). Past MAX_PENDING_PER_PEER the connection stops reading, so a
+    // peer that never reads answers cannot make this node queue without bound
+    // (TCP flow control pushes back on it).
+    let mut serving = FuturesUnordered::new();
+    let mut buf = BytesMut::new();
     let result = loop {
-        let frame = match reader.next().await {
-            None => break Ok(()),
-            Some(Err(e)) => {
-                count_codec_error(&counters, &e);
-                break Err(e.to_string());
+        tokio::select! {
+            biased;
+            Some((id, payload)) = serving.next(), if !serving.is_empty() => {
+                let mut answered: Option<(u64, Bytes)> = Some((id, payload));
+                while let Some((id, payload)) = answered.take() {
+                    seal.encode_into(&mut buf, Kind::Response, id, &payload);
+                    if let Err(e) = writer.feed(buf.split().freeze()).await {
+                        return Err(e.to_string());
+                    }
+                    answered = serving.next().now_or_never().flatten();
+                }
+                if let Err(e) = SinkExt::<Bytes>::flush(&mut writer).await {
+                    return Err(e.to_string());
+                }
             }
-            Some(Ok(frame)) => frame,
-        };
-        match seal.decode(frame.freeze()) {
-            Ok(env) if env.kind == Kind::Request => {
-                counters.served.fetch_add(1, Ordering::Relaxed);
-                let Ok(permit) = in_flight.clone().acquire_owned().await else {
-                    break Err("connection closing".into());
+            frame = reader.next(), if serving.len() < MAX_PENDING_PER_PEER => {
+                let frame = match frame {
+                    None => break Ok(()),
+                    Some(Err(e)) => {
+                        count_codec_error(&counters, &e);
+                        break Err(e.to_string());
+                    }
+                    Some(Ok(frame)) => frame,
                 };
-                let tx = tx.clone();
-                let fut = handler(env.payload);
-                tokio::spawn(async move {
-                    let _ = tx.send((env.id, fut.await, permit));
-                });
-            }
-            Ok(_) => {
-                count_refusal(&counters, wire::WireError::UnknownKind);
-                break Err("unexpected frame kind".into());
-            }
-            Err(e) => {
-                count_refusal(&counters, e);
-                break Err(format!("refused frame: {e}"));
+                match seal.decode(frame.freeze()) {
+                    Ok(env) if env.kind == Kind::Request => {
+                        counters.served.fetch_add(1, Ordering::Relaxed);
+                        let id = env.id;
+                        serving.push(handler(env.payload).map(move |answer| (id, answer)));
+                    }
+                    Ok(_) => {
+                        count_refusal(&counters, wire::WireError::UnknownKind);
+                        break Err("unexpected frame kind".into());
+                    }
+                    Err(e) => {
+                        count_refusal(&counters, e);
+                        break Err(format!("refused frame: {e}"));
+                    }
+                }
             }
         }
     };
-    drop(tx);
-    let _ = write_task.await;
+    // The requests read before the end are still answered.
+    while let Some((id, payload)) = serving.next().await {
+        seal.encode_into(&mut buf, Kind::Response, id, &payload);
+        if writer.feed(buf.split().freeze()).await.is_err() {
+            return result;
+        }
+    }
+    let _ = SinkExt::<Bytes>::flush(&mut writer).await;
     result
 }
 
@@ -320,7 +324,7 @@ impl RpcClient {
         let mut call = Some((payload, tx));
         if let Ok(mut peers) = self.peers.lock() {
             for _ in 0..2 {
-                let sender = peers.entry(addr.to_string()).or_insert_with(|| {
+                if !peers.contains_key(addr) {
                     let (ptx, prx) = mpsc::unbounded_channel();
                     tokio::spawn(run_peer(
                         addr.to_string(),
@@ -331,9 +335,13 @@ impl RpcClient {
                         self.unreachable.clone(),
                         self.local,
                     ));
-                    ptx
-                });
-                match call.take().map(|c| sender.send(c)) {
+                    peers.insert(addr.to_string(), ptx);
+                }
+                match call
+                    .take()
+                    .zip(peers.get(addr))
+                    .map(|(c, sender)| sender.send(c))
+                {
                     Some(Err(mpsc::error::SendError(back))) => {
                         // The peer's connection ended: open a new one.
                         peers.remove(addr);
