@@ -5,10 +5,12 @@
 #
 #   bench/compare.sh                 # defaults: 5 s per run, 3 rounds
 #   DURATION=10s ROUNDS=5 bench/compare.sh
-#   SYSTEMS="ceiling n3 n3m" bench/compare.sh     # a subset (ceiling n1 n3 n3m n3a n3s n24 n24t)
+#   SYSTEMS="ceiling n3 n3m" bench/compare.sh     # a subset (ceiling c24 n1 n3 n3m n3a n3s n24 n24t)
 #   N3_ARGS="--http-workers 2" N24_ARGS=... bench/compare.sh   # extra flags for the n3* / n24 nodes
 #
-# Systems: ceiling (reference, 2 workers), n1 (3 nodes, N=1), n3 (3 nodes, N=3 R=2 W=2,
+# Systems: ceiling (reference, 2 workers), c24 (the ceiling as 24 processes of one worker
+# each, on ports 7100-7123: what spreading the same HTTP requests over 24 processes on 2
+# cores costs before any peer message, the floor under n24), n1 (3 nodes, N=1), n3 (3 nodes, N=3 R=2 W=2,
 # durable, the default --sync periodic), n3m (the same in memory, --in-memory), n3a (the
 # same durable with --sync always), n3s (n3m with HTTPS, bearer tokens and a cluster
 # secret: the client sends a read/write token over TLS with keep-alive), n24 (24 nodes via init.sh, N=3 R=2 W=2, --in-memory as
@@ -75,6 +77,15 @@ for s in $SYSTEMS; do
       PIDS+=($!)
       CPU_PIDS[ceiling]=$!
       TARGETS[ceiling]=127.0.0.1:7070 ;;
+    c24)
+      c24_pids=()
+      for p in $(seq 7100 7123); do
+        "$CEILING_DIR/target/release/ceiling" "$p" 1 >/dev/null 2>&1 &
+        PIDS+=($!)
+        c24_pids+=($!)
+      done
+      CPU_PIDS[c24]=$(IFS=,; echo "${c24_pids[*]}")
+      TARGETS[c24]=$(targets 7100 24) ;;
     n1) start_cluster n1 run/bench-n1 3 9100 "-n 1 -r 1 -w 1" ;;
     n3) start_cluster n3 run/bench-n3 3 9200 "${N3_ARGS:-}" ;;
     n3m) start_cluster n3m run/bench-n3m 3 9400 "--in-memory ${N3_ARGS:-}" ;;
