@@ -1017,3 +1017,78 @@ fn a_member_hinted_every_period_takes_at_most_every_other_probe_and_the_round_ro
     );
     assert!(x.members().all(|m| m.state() == State::Alive));
 }
+
+#[test]
+fn a_first_node_restarted_alone_is_merged_back_even_when_a_new_joiner_reaches_it_first() {
+    // Found by the lifecycle simulator: an in-memory first node restarted with its
+    // first command (no introducer) heard first from a new node joining through
+    // it, formed a new two-member cluster with it, and stayed one: it was never
+    // merged back, and answered 404 for the old cluster's keys.
+    // The old cluster reaches it within its wait (here 5 s; at the default 2 s
+    // it sometimes does not, and a first node that nobody reached in time
+    // serves as a new cluster, as documented).
+    let config = SwimConfig {
+        first_node_wait_ms: 5_000,
+        ..SwimConfig::default()
+    };
+    for seed in seeds(5) {
+        let mut sim = Sim::new(seed, 4, config.clone());
+        let first = vec![support::sim::node_name(0)];
+        sim.start_at(0, 0, Vec::new());
+        sim.start_at(1, 100, first.clone());
+        sim.start_at(2, 200, first.clone());
+        sim.run_for(10 * sim.period_ms());
+        for i in 0..3 {
+            assert!(
+                sim.nodes[i].swim.joined(sim.now()),
+                "seed {seed}: node {i} never joined"
+            );
+            sim.mark_synced(i);
+        }
+        sim.run_for(3 * sim.period_ms());
+        // Node 0 comes back empty and alone; node 3, new, joins through it at once.
+        sim.crash(0);
+        sim.restart(0);
+        sim.start_at(3, sim.now(), first.clone());
+        sim.run_for(10 * sim.period_ms());
+        let n0 = &sim.nodes[0].swim;
+        assert!(
+            n0.merged() && n0.me().pending,
+            "seed {seed}: the restarted first node was not merged back as a pending replica"
+        );
+        assert!(
+            sim.nodes[3].swim.joined(sim.now()),
+            "seed {seed}: the new node never joined"
+        );
+        assert_eq!(
+            sim.alive_seen(3),
+            4,
+            "seed {seed}: the new node is in another cluster"
+        );
+    }
+}
+
+#[test]
+fn a_new_clusters_first_node_is_not_merged_when_its_own_joiners_finish_joining_within_its_wait() {
+    for seed in seeds(5) {
+        let mut sim = Sim::new(seed, 3, SwimConfig::default());
+        let first = vec![support::sim::node_name(0)];
+        sim.start_at(0, 0, Vec::new());
+        sim.start_at(1, 100, first.clone());
+        sim.start_at(2, 200, first.clone());
+        sim.run_for(600);
+        // Their handoffs are done well within node 0's first_node_wait_ms.
+        sim.mark_synced(1);
+        sim.mark_synced(2);
+        sim.run_for(10 * sim.period_ms());
+        let n0 = &sim.nodes[0].swim;
+        assert!(
+            !n0.merged() && !n0.me().pending,
+            "seed {seed}: the first node took its own joiners for another cluster"
+        );
+        assert!(
+            n0.joined(sim.now()),
+            "seed {seed}: the first node never joined"
+        );
+    }
+}

@@ -237,6 +237,9 @@ pub struct Swim {
     got_state: bool,
     /// A founder whose first member was a new, pending joiner: it formed a cluster.
     formed: bool,
+    /// The members a founder first knew as pending joiners, until its wait is
+    /// over: when one of them is done joining it is no sign of another cluster.
+    joiners: BTreeSet<String>,
     /// When `start` ran.
     started_ms: u64,
     /// A founder merged into an existing cluster: it holds data the cluster lacks.
@@ -298,6 +301,7 @@ impl Swim {
             seen_others: false,
             got_state: false,
             formed: false,
+            joiners: BTreeSet::new(),
             started_ms: 0,
             merged: false,
             contacted: HashMap::new(),

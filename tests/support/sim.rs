@@ -409,6 +409,16 @@ impl Sim {
         self.crash(i);
     }
 
+    /// Node `i` has its data (what a real node's stabilizer reports once its
+    /// handoff is done): it stops announcing itself as pending.
+    pub fn mark_synced(&mut self, i: usize) {
+        let now = self.now;
+        let mut out = std::mem::take(&mut self.scratch);
+        self.nodes[i].swim.mark_synced(now, &mut out);
+        self.carry_out(i, &mut out);
+        self.scratch = out;
+    }
+
     /// Tells node `observer` that `target` looks unreachable (as a reset peer
     /// connection does in the real node).
     pub fn hint_unreachable(&mut self, observer: usize, target: usize) {
@@ -552,9 +562,16 @@ impl Sim {
                 }
             }
             Action::Start { node, epoch } => {
+                let spare = self.core(node, "", 0);
                 let n = &mut self.nodes[node];
                 if n.up && n.epoch == epoch {
                     let introducers = n.introducers.clone();
+                    if !introducers.is_empty() {
+                        // A joiner holds no data: a pending replica, as a real one is.
+                        let swim = std::mem::replace(&mut n.swim, spare);
+                        let store = swim.me().store;
+                        n.swim = swim.with_store(store, true);
+                    }
                     n.swim.start(now, introducers, &mut out);
                 }
             }

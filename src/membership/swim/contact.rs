@@ -133,19 +133,40 @@ impl Swim {
         self.send_state(out, from.to_string(), true);
     }
 
-    /// The first live member this node learns of. A founder whose first member
-    /// already holds data was merged into an existing cluster: it becomes a
-    /// pending replica (its keys taken alone are pushed to the cluster, and the
-    /// cluster's keys to it, before it counts as an authority).
+    /// A live member this node learns of. A founder that learns of a member
+    /// already holding data (not pending, and not one of its own joiners) was
+    /// merged into an existing cluster: it becomes a pending replica (its keys
+    /// taken alone are pushed to the cluster, and the cluster's keys to it,
+    /// before it counts as an authority). That holds for its first member, and,
+    /// within its `first_node_wait_ms`, also after it formed a cluster with new
+    /// joiners: an in-memory first node restarted with its first command may
+    /// hear from a new joiner before its old cluster reaches it (the lifecycle
+    /// simulator found it staying a separate two-member cluster that answered
+    /// 404 for existing keys).
     pub(super) fn first_member(&mut self, u: &Update, out: &mut Vec<Effect>) {
-        if self.seen_others || !u.state.is_live() {
+        let waiting = self.founder
+            && self.now.saturating_sub(self.started_ms) < self.config.first_node_wait_ms;
+        if !waiting {
+            self.joiners.clear();
+        }
+        if !u.state.is_live() || (self.seen_others && !waiting) {
             return;
         }
+        let first = !self.seen_others;
         self.seen_others = true;
-        if self.founder && u.pending && !self.joined(self.now) {
+        if first && self.founder && u.pending && !self.joined(self.now) {
             self.formed = true;
         }
-        if self.founder && !u.pending && !self.me.pending && !self.leaving {
+        if waiting && u.pending {
+            self.joiners.insert(u.name.clone());
+        }
+        if self.founder
+            && !u.pending
+            && !self.me.pending
+            && !self.leaving
+            && !self.merged
+            && !self.joiners.contains(&u.name)
+        {
             self.merged = true;
             self.me.pending = true;
             self.me.incarnation = self.me.incarnation.saturating_add(1);
