@@ -23,6 +23,7 @@ for /l %%p in (%NEXT%,1,%LAST%) do (
 echo swimkv: %NODES% nodes starting on ports %BASE_PORT%-%LAST%; logs in run\logs
 echo   dashboard: http://127.0.0.1:%BASE_PORT%/
 echo   members:   curl http://127.0.0.1:%BASE_PORT%/cluster/members
+echo   ready:     curl http://127.0.0.1:%BASE_PORT%/ready answers 200 once the cluster serves (a few seconds)
 echo   stop:      init.cmd stop
 goto :eof
 

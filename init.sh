@@ -2,7 +2,7 @@
 # Starts a local swimkv cluster: NODES nodes on ports BASE_PORT.. (default 24 on 8080-8103).
 # The first node starts alone, the others join through it. Logs go to run/logs/,
 # PIDs to run/pids, each node's data to run/data/<port>. Waits until every node
-# sees every node alive and says how long it took.
+# sees every node alive and answers /ready 200, and says how long it took.
 #
 #   ./init.sh            start (builds the release binary if needed); a cluster
 #                        stopped before comes back with its data
@@ -79,6 +79,11 @@ case " ${SWIMKV_ARGS:-} " in
 esac
 [ -n "${SWIMKV_TOKEN:-}" ] && CURL_OPTS+=(-H "Authorization: Bearer $SWIMKV_TOKEN")
 
+# /ready 200: joined and serving (a fresh cluster's first node waits
+# --first-node-wait-ms before it forms the cluster).
+ready() {
+  curl -sf -o /dev/null --max-time 1 "${CURL_OPTS[@]}" "$SCHEME://127.0.0.1:$1/ready" 2>/dev/null
+}
 alive_seen_by() {
   curl -s --max-time 1 "${CURL_OPTS[@]}" "$SCHEME://127.0.0.1:$1/cluster/members" 2>/dev/null | grep -o '"state":"alive"' | wc -l
 }
@@ -113,17 +118,17 @@ start() {
   while :; do
     local ok=1
     for port in $(seq "$BASE_PORT" "$last"); do
-      if [ "$(alive_seen_by "$port")" -ne "$NODES" ]; then ok=0; break; fi
+      if [ "$(alive_seen_by "$port")" -ne "$NODES" ] || ! ready "$port"; then ok=0; break; fi
     done
     [ $ok -eq 1 ] && break
     if [ "$(date +%s)" -ge $deadline ]; then
-      echo "not every node sees $NODES alive after ${WAIT_SECS}s; see $LOGS/" >&2
+      echo "not every node sees $NODES alive and answers /ready 200 after ${WAIT_SECS}s; see $LOGS/" >&2
       exit 1
     fi
     sleep 0.1
   done
   local ms=$(( ($(date +%s%N) - t0) / 1000000 ))
-  echo "swimkv: $NODES nodes on ports $BASE_PORT-$last, every node sees $NODES alive after ${ms} ms"
+  echo "swimkv: $NODES nodes on ports $BASE_PORT-$last, every node sees $NODES alive and is ready after ${ms} ms"
   echo "  dashboard: $SCHEME://127.0.0.1:$BASE_PORT/"
   echo "  try:       curl -X POST localhost:$BASE_PORT/d/hello -d world; curl localhost:$last/d/hello"
   echo "  logs:      $LOGS/   data: $DATA/   pids: $PIDS   stop: ./init.sh stop"

@@ -43,6 +43,10 @@ for _ in $(seq 1 60); do
   sleep 1
 done
 [[ "$healthy" -eq 5 ]] || { log "$healthy of 5 containers healthy"; "${COMPOSE[@]}" ps >&2; exit 1; }
+for _ in $(seq 1 60); do
+  curl -sf -o /dev/null --max-time 2 "$base/ready" && break
+  sleep 0.5
+done
 curl -sf --max-time 5 -X POST "$base/d/compose-test" -d "round trip" >/dev/null
 got=$(curl -sf --max-time 5 "$base/d/compose-test")
 [[ "$got" == "round trip" ]] || { log "read back ${got@Q}"; exit 1; }

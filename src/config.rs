@@ -41,7 +41,8 @@ pub struct SwimConfig {
     pub dead_reclaim_ms: u64,
     /// A node started without introducers waits this long, in milliseconds, for
     /// members of an existing cluster that have it as their seed to contact it,
-    /// before it serves as the first node of a new cluster.
+    /// before it serves as the first node of a new cluster (alone, or with
+    /// the new nodes that joined through it meanwhile).
     pub first_node_wait_ms: u64,
     /// A member that announced it stopped (keeping its data and place) is
     /// declared dead after this long without coming back, in ms.

@@ -25,6 +25,9 @@
 //! cluster. A node started without introducers that has seen no other member is
 //! a *founder*; if the first member it hears of already holds data (is not
 //! pending), it was merged into an existing cluster and becomes pending itself.
+//! A founder serves (is joined) only once its `first_node_wait_ms` is over and
+//! no existing cluster merged it, even when new joiners reached it first; they
+//! ask it again every period until it answers as joined.
 //!
 //! Pings and acks carry wall-clock times, from which each node estimates its
 //! peers' clock offsets (`clock.rs`).
@@ -399,16 +402,20 @@ impl Swim {
     /// True once this node is part of a cluster and may coordinate requests: it
     /// applied the full state of a member that was itself joined (knowing one
     /// member from a join is not enough, nor is the state of a process that has
-    /// just restarted), or it is a first node that formed a cluster (its first
-    /// member was a new joiner), or one that nobody contacted within
-    /// `first_node_wait_ms` of its start, serving alone, at `now`; or it came
-    /// back with its data.
+    /// just restarted), or it came back with its data; or, at `now`, it is a
+    /// first node whose `first_node_wait_ms` is over and that no member of an
+    /// existing cluster reached in the meantime: it serves alone, or with the
+    /// new joiners that found it (it formed a cluster). A first node does not
+    /// serve before its wait is over even when new joiners reach it first: an
+    /// in-memory first node restarted with its first command may hear from a
+    /// new joiner before its old cluster reaches it, and it must not answer 404
+    /// for the old cluster's keys meanwhile (the lifecycle simulator found it).
     pub fn joined(&self, now: u64) -> bool {
         self.restored
             || self.got_state
-            || self.formed
             || (self.founder
-                && !self.seen_others
+                && !self.merged
+                && (self.formed || !self.seen_others)
                 && now.saturating_sub(self.started_ms) >= self.config.first_node_wait_ms)
     }
 

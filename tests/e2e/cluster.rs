@@ -166,6 +166,13 @@ impl Cluster {
                 );
             }
         }
+        // As an operator would: a fresh cluster serves once its nodes are ready
+        // (the first node waits `first_node_wait_ms` before it forms a cluster).
+        // Tests that start nodes which never get ready assert on their own.
+        if !tls {
+            let all: Vec<usize> = (0..n).collect();
+            c.wait_for(Duration::from_secs(30), || all.iter().all(|&i| c.ready(i)));
+        }
         c
     }
 

@@ -8,6 +8,10 @@ use super::*;
 /// Unknown processes remembered as contacted before the memory is cleared.
 const MAX_CONTACTED: usize = 4096;
 
+/// About this many members ping each live seed every protocol period, besides
+/// the probes (see [`Swim::watch_seeds`]).
+const SEED_WATCHERS: u64 = 3;
+
 impl Swim {
     pub(super) fn reconnect(&mut self, out: &mut Vec<Effect>) {
         out.push(Effect::Schedule {
@@ -83,7 +87,10 @@ impl Swim {
     /// a seed that restarted alone learns of this cluster within a period; so
     /// does one member held dead, so the halves of a healed partition find each
     /// other within a period or two (the join is answered with state, in which a
-    /// live member reads that it is held dead and refutes it).
+    /// live member reads that it is held dead and refutes it). Live seeds are
+    /// watched for a restart ([`Swim::watch_seeds`]). A member not
+    /// joined yet asks its live seeds again, every period, until one answers
+    /// as joined (a first node answers so only once its wait is over).
     pub(super) fn contact_seeds(&mut self, out: &mut Vec<Effect>) {
         if self.leaving {
             return;
@@ -99,6 +106,20 @@ impl Swim {
         if let Some(seed) = down.choose(&mut self.rng).cloned().filter(|_| !alone) {
             self.send(out, seed, Body::Join);
         }
+        self.watch_seeds(&down, out);
+        // Known to a seed that was not joined itself yet (a first node still in
+        // its wait): ask again, until a seed's answer says it is joined.
+        if !alone && !self.joined(self.now) {
+            let live: Vec<String> = self
+                .introducers
+                .iter()
+                .filter(|i| !down.contains(*i))
+                .cloned()
+                .collect();
+            for seed in live {
+                self.send(out, seed, Body::Join);
+            }
+        }
         let dead: Vec<String> = self
             .members
             .values()
@@ -110,6 +131,33 @@ impl Swim {
             .collect();
         if let Some(to) = dead.choose(&mut self.rng).cloned() {
             self.send(out, to, Body::Join);
+        }
+    }
+
+    /// A seed restarted in memory with its first command (no introducer) looks
+    /// alive here until this node hears its new generation, and the probes
+    /// alone may take several periods to ask it: meanwhile it waits its
+    /// `first_node_wait_ms` and then serves as a new cluster. So each live seed
+    /// gets a ping from about [`SEED_WATCHERS`] members every period, at any
+    /// cluster size: its answer carries its generation, and a new one is
+    /// answered with this node's state, which merges the seed back.
+    fn watch_seeds(&mut self, down: &[String], out: &mut Vec<Effect>) {
+        let others = (self.live_count() as u64).saturating_sub(1).max(1);
+        let live: Vec<String> = self
+            .introducers
+            .iter()
+            .filter(|i| **i != self.me.name && !down.contains(*i))
+            .cloned()
+            .collect();
+        for seed in live {
+            if self.rng.gen_range(0..others) < SEED_WATCHERS {
+                self.seq += 1;
+                let ping = Body::Ping {
+                    seq: self.seq,
+                    wall_ms: self.wall_ms(),
+                };
+                self.send(out, seed, ping);
+            }
         }
     }
 
