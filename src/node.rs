@@ -212,6 +212,7 @@ pub fn start_actors(
             page: storage.clone().recipient(),
             drop: storage.clone().recipient(),
             authority: storage.clone().recipient(),
+            ownership: storage.clone().recipient(),
             leaving: storage.clone().recipient(),
         },
         rpc_client.clone(),

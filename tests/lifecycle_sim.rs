@@ -687,6 +687,7 @@ fn each_rule_broken_alone() {
         Broken::NoReturning,
         Broken::ServeEarly,
         Broken::PendingIsAuthority,
+        Broken::NoOwnership,
     ] {
         violations_with(broken, 300);
     }

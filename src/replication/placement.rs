@@ -28,6 +28,7 @@ use super::coordinator::Group;
 use super::haunted::{kept, kept_strictly, lost_too_many};
 use super::quorum::{effective_n, needed, Consistency};
 use crate::ring::hash::token;
+use crate::ring::ownership::Ownership;
 use crate::ring::ring::Ring;
 use crate::ring::snapshot::RingSnapshot;
 use std::sync::Arc;
@@ -76,6 +77,17 @@ impl Placement {
     /// The replication factor in effect for `n`.
     pub fn effective_n(&self, n: usize) -> usize {
         effective_n(n, self.current.members_not_left)
+    }
+
+    /// What `me` owns at replication factor `n`: the keys it is a replica of
+    /// on the current ring, the settled one, the returning one or a haunted one.
+    pub fn ownership(&self, me: &str, n: usize) -> Ownership {
+        let rings = std::iter::once(self.current.ring.clone())
+            .chain(self.previous.iter().cloned())
+            .chain(self.returning.iter().cloned())
+            .chain(self.haunted.iter().cloned())
+            .collect();
+        Ownership::new(me, self.effective_n(n), rings)
     }
 
     /// The store generation a coordinator expects of `member` (`None` if unknown).

@@ -24,7 +24,9 @@ use crate::config::StabilizeConfig;
 use crate::membership::actor::MarkSynced;
 use crate::metrics::{MemberLabels, Metrics};
 use crate::ring::actor::RingChanged;
-use crate::storage::actor::{DropHandedOff, LocalOp, LocalPage, SetAuthority, SetLeaving};
+use crate::storage::actor::{
+    DropHandedOff, LocalOp, LocalPage, SetAuthority, SetLeaving, SetOwnership,
+};
 use crate::storage::Record;
 use crate::transport::rpc::RpcClient;
 use actix::prelude::*;
@@ -123,6 +125,8 @@ pub struct StorageLinks {
     pub drop: Recipient<DropHandedOff>,
     /// The replica's authority.
     pub authority: Recipient<SetAuthority>,
+    /// The rings the replica owns keys on.
+    pub ownership: Recipient<SetOwnership>,
     /// Refusing writes once leaving.
     pub leaving: Recipient<SetLeaving>,
 }
@@ -202,6 +206,8 @@ impl StabilizerActor {
                     self.metrics
                         .ring_transition
                         .set(i64::from(p.previous.is_some()));
+                    let owns = p.ownership(&self.me, self.n);
+                    self.storage.ownership.do_send(SetOwnership(owns));
                     self.placement.do_send(PlacementChanged(p));
                 }
                 StabilizeEffect::Walk { walk, effect } => self.walk_step(walk, effect, ctx),

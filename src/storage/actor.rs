@@ -27,6 +27,7 @@ use super::replica::{Replica, ReplicaStats};
 use crate::config::{SyncMode, PEER_PORT_OFFSET};
 use crate::membership::actor::MembershipChanged;
 use crate::metrics::{ErrorKindLabels, MemberLabels, Metrics};
+use crate::ring::ownership::Ownership;
 use actix::dev::{MessageResponse, OneshotSender};
 use actix::prelude::*;
 use std::cell::RefCell;
@@ -59,6 +60,11 @@ pub struct DropHandedOff(pub Vec<(String, Version)>);
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
 pub struct SetAuthority(pub bool);
+
+/// The rings this node owns keys on (see [`Replica::set_ownership`]).
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct SetOwnership(pub Ownership);
 
 /// A graceful leave started (`true`): refuse every write from now on; or it was
 /// given up (`false`): take writes again.
@@ -678,6 +684,14 @@ impl Handler<SetAuthority> for StorageActor {
             // The store is complete from now on: a restart keeps it.
             keeper.state.meta.pending &= !msg.0;
         }
+    }
+}
+
+impl Handler<SetOwnership> for StorageActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: SetOwnership, _: &mut Context<Self>) {
+        self.replica.set_ownership(msg.0);
     }
 }
 

@@ -5,7 +5,10 @@
 //!   *pending* until its handoff completed: it answers reads with
 //!   [`ReplicaResponse::NotAuthoritative`] instead of "missing", and so does a
 //!   replica whose store generation is not the one the coordinator expected (the
-//!   coordinator's view predates a restart: a restarted node keeps its address).
+//!   coordinator's view predates a restart: a restarted node keeps its address),
+//!   and so does a replica asked for a key it holds no record of and does not
+//!   own on any ring it knows (the coordinator's view is behind its own: see
+//!   `ring/ownership.rs`).
 //!   Writes are always stored: a copy a pending replica acknowledges is a copy.
 //! - **Real-time order.** A client write ([`ReplicaRequest::Put`]) is refused, not
 //!   merged, when the store holds a newer version, so the coordinator learns of it
@@ -35,6 +38,7 @@ use super::segments::{
     bucket_bits, bucket_of, intervals, item_hash, segment_of, segment_span, Segments, SEGMENT_BITS,
 };
 use crate::ring::hash::Token;
+use crate::ring::ownership::Ownership;
 use std::collections::BTreeMap;
 use std::ops::Bound;
 
@@ -142,6 +146,8 @@ pub struct Replica<E: Engine = MemoryStore> {
     store_gen: u64,
     authoritative: bool,
     leaving: bool,
+    /// The rings this node owns keys on (`None` until its first placement).
+    ownership: Option<Ownership>,
     max_ahead_ms: u64,
     stats: ReplicaStats,
     sweep_from: Bound<StoreKey>,
@@ -167,6 +173,7 @@ impl<E: Engine> Replica<E> {
             store_gen,
             authoritative: true,
             leaving: false,
+            ownership: None,
             max_ahead_ms,
             stats: ReplicaStats::default(),
             sweep_from: Bound::Unbounded,
@@ -225,6 +232,7 @@ impl<E: Engine> Replica<E> {
             store_gen: self.store_gen,
             authoritative: self.authoritative,
             leaving: self.leaving,
+            ownership: self.ownership,
             max_ahead_ms: self.max_ahead_ms,
             stats: self.stats,
             sweep_from: self.sweep_from,
@@ -255,6 +263,14 @@ impl<E: Engine> Replica<E> {
     /// Pending (`false`) until the handoff completed, then authoritative.
     pub fn set_authoritative(&mut self, authoritative: bool) {
         self.authoritative = authoritative;
+    }
+
+    /// The rings this node owns keys on, from its latest placement: a read of
+    /// a key it holds no record of and does not own is answered "not
+    /// authoritative" (the coordinator's view is behind; see
+    /// `ring/ownership.rs`).
+    pub fn set_ownership(&mut self, ownership: Ownership) {
+        self.ownership = Some(ownership);
     }
 
     /// Refuse every write from now on (`true`: a graceful leave is handing the
@@ -534,7 +550,12 @@ impl<E: Engine> Replica<E> {
                     self.stats.not_authoritative += 1;
                     return Ok(ReplicaResponse::NotAuthoritative);
                 }
-                ReplicaResponse::Read(self.get(&key)?)
+                let record = self.get(&key)?;
+                if record.is_none() && self.ownership.as_ref().is_some_and(|o| !o.owns(&key)) {
+                    self.stats.not_authoritative += 1;
+                    return Ok(ReplicaResponse::NotAuthoritative);
+                }
+                ReplicaResponse::Read(record)
             }
             ReplicaRequest::Put { key, record, check } => {
                 if self.too_far_ahead(&record, now_ms) {
@@ -761,6 +782,46 @@ mod tests {
             "a pending replica still stores writes"
         );
         assert_eq!(r.stats().not_authoritative, 2);
+    }
+
+    #[test]
+    fn a_replica_asked_for_a_key_it_neither_holds_nor_owns_answers_not_authoritative() {
+        use crate::ring::ring::Ring;
+        use std::sync::Arc;
+        let ring = Arc::new(Ring::with_stores(
+            1,
+            ["a", "b", "c", "d"].map(|m| (m.to_string(), 1)),
+            16,
+        ));
+        let owned = |mine: bool| {
+            (0..100)
+                .map(|i| format!("k{i}"))
+                .find(|k| ring.locate(k.as_bytes(), 2).contains(&"a") == mine)
+                .expect("a key of each kind")
+        };
+        let (mine, theirs, held) = (owned(true), owned(false), "held-elsewhere");
+        let mut r = Replica::new(1, 500);
+        r.serve(put(held, v(NOW, 1), PutCheck::Newer), NOW);
+        assert_eq!(
+            r.serve(read(&theirs, None), NOW),
+            ReplicaResponse::Read(None),
+            "before its first placement it answers as before"
+        );
+        r.set_ownership(Ownership::new("a", 2, vec![ring.clone()]));
+        assert_eq!(r.serve(read(&mine, None), NOW), ReplicaResponse::Read(None));
+        assert_eq!(
+            r.serve(read(&theirs, None), NOW),
+            ReplicaResponse::NotAuthoritative,
+            "its 'missing' would mean nothing: the key is not its to hold"
+        );
+        assert!(
+            matches!(
+                r.serve(read(held, None), NOW),
+                ReplicaResponse::Read(Some(_))
+            ),
+            "a copy it holds is always an answer"
+        );
+        assert_eq!(r.stats().not_authoritative, 1);
     }
 
     #[test]

@@ -87,6 +87,8 @@ pub enum Broken {
     NoReturning,
     /// A process coordinates as soon as it has joined, before its view settled.
     ServeEarly,
+    /// Replicas answer "missing" for keys they do not own (as for keys they do).
+    NoOwnership,
 }
 
 impl Default for WorldConfig {
@@ -978,6 +980,13 @@ impl World {
             };
             match effect {
                 StabilizeEffect::Publish(mut pl) => {
+                    if self.config.broken != Broken::NoOwnership {
+                        let n = self.config.quorums.n;
+                        let name = self.nodes[i].name.clone();
+                        if let Some(p) = self.nodes[i].process.as_mut() {
+                            p.replica.set_ownership(pl.ownership(&name, n));
+                        }
+                    }
                     match self.config.broken {
                         Broken::NoJointQuorum => {
                             pl.previous = None;
