@@ -119,7 +119,12 @@ struct Report {
 
 struct Driver {
     keys: usize,
+    /// The clients' choices.
     rng: StdRng,
+    /// The nemeses' choices: a stream of its own, so that a change in how the
+    /// nodes answer (and so in how many operations the clients make) leaves a
+    /// seed's schedule of nemeses as it was, and a failing seed replays after a fix.
+    chaos: StdRng,
     history: Vec<Rec>,
     pending: HashMap<(usize, u64, OpId), usize>,
     busy: Vec<Option<(u64, usize)>>,
@@ -148,7 +153,7 @@ impl Driver {
             intro.push(node_name(0));
         }
         if !others.is_empty() {
-            let j = others[self.rng.gen_range(0..others.len())];
+            let j = others[self.chaos.gen_range(0..others.len())];
             if j != 0 {
                 intro.push(node_name(j));
             }
@@ -264,10 +269,10 @@ impl Driver {
         if let Ok(only) = std::env::var("SWIMKV_SIM_NEMESES") {
             choices.retain(|n| only.split(',').any(|o| o == format!("{n:?}")));
         }
-        if let Some(&pick) = choices.get(self.rng.gen_range(0..choices.len().max(1))) {
+        if let Some(&pick) = choices.get(self.chaos.gen_range(0..choices.len().max(1))) {
             *self.nemeses.entry(format!("{pick:?}")).or_default() += 1;
             let victim = steady
-                .get(self.rng.gen_range(0..steady.len().max(1)))
+                .get(self.chaos.gen_range(0..steady.len().max(1)))
                 .copied();
             trace(w, format!("nemesis {pick:?} (running {running:?})"));
             match (pick, victim) {
@@ -289,7 +294,7 @@ impl Driver {
                         self.left.remove(&i);
                         // The first node sometimes comes back as it first started:
                         // without an introducer, merged back by its old cluster.
-                        let alone = i == 0 && !w.partitioned() && self.rng.gen_bool(0.5);
+                        let alone = i == 0 && !w.partitioned() && self.chaos.gen_bool(0.5);
                         let intro = if alone {
                             self.founder_until = w.now() + 5_000;
                             Vec::new()
@@ -308,19 +313,19 @@ impl Driver {
                     if !keep {
                         self.lacking = Some(i);
                     }
-                    let after = self.rng.gen_range(200..4_000);
+                    let after = self.chaos.gen_range(200..4_000);
                     // Which restart: encode keep in the hook id.
                     w.hook(w.now() + after, RESTART + (i as u64) * 2 + u64::from(keep));
                 }
                 (Nemesis::Partition, _) => {
                     let mut side = BTreeSet::new();
-                    let size = self.rng.gen_range(1..=running.len() / 2);
+                    let size = self.chaos.gen_range(1..=running.len() / 2);
                     while side.len() < size {
-                        side.insert(running[self.rng.gen_range(0..running.len())]);
+                        side.insert(running[self.chaos.gen_range(0..running.len())]);
                     }
                     w.partition(&side);
                     trace(w, format!("partition {side:?} | rest"));
-                    let until = w.now() + self.rng.gen_range(15_000..30_000);
+                    let until = w.now() + self.chaos.gen_range(15_000..30_000);
                     self.cuts.push(Cut {
                         from: w.now(),
                         to: until,
@@ -331,7 +336,7 @@ impl Driver {
                 _ => {}
             }
         }
-        let next = self.rng.gen_range(3_000..9_000);
+        let next = self.chaos.gen_range(3_000..9_000);
         w.hook(w.now() + next, NEMESIS);
     }
 
@@ -489,6 +494,7 @@ fn simulate(seed: u64, config: WorldConfig, keys: usize) -> Report {
     let mut d = Driver {
         keys,
         rng: StdRng::seed_from_u64(seed ^ 0x5eed),
+        chaos: StdRng::seed_from_u64(seed ^ 0xc4a05),
         history: Vec::new(),
         pending: HashMap::new(),
         busy: vec![None; CLIENTS],

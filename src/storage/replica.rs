@@ -250,6 +250,12 @@ impl<E: Engine> Replica<E> {
         &mut self.engine
     }
 
+    /// The engine alone, as a process that ends leaves its store behind (a
+    /// restart opens a new replica over it: nothing else survives).
+    pub fn into_engine(self) -> E {
+        self.engine
+    }
+
     /// The generation of this replica's store.
     pub fn store_gen(&self) -> u64 {
         self.store_gen

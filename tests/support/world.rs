@@ -417,7 +417,15 @@ impl World {
             None
         };
         let fresh = kept.is_none();
-        let mut replica = kept.unwrap_or_else(|| Replica::new(generation, 500));
+        // A new process opens a new replica over the store it kept: a leave
+        // under way, or the rings it owned keys on, end with the process.
+        let mut replica = match kept {
+            Some(old) => {
+                let store = old.store_gen();
+                Replica::open(old.into_engine(), store, 500).expect("in memory")
+            }
+            None => Replica::new(generation, 500),
+        };
         let store = replica.store_gen();
         // A store kept across a crash stays pending if it was: its handoff is
         // not complete (a durable node remembers this in its data directory).
@@ -797,8 +805,20 @@ impl World {
             } => {
                 let from_name = self.nodes[from].name.clone();
                 let mut out = Vec::new();
+                let trace =
+                    self.trace_key.is_some() && std::env::var_os("SWIMKV_SIM_TRACE_SYNC").is_some();
                 if let Some(p) = self.nodes[to].process.as_mut() {
                     p.stab.on_synced(&from_name, fingerprint, haunted, &mut out);
+                    if trace {
+                        println!(
+                            "t={now} n{to} synced from n{from} ({fingerprint:x}): waiting for {:?}",
+                            p.stab
+                                .waiting_for()
+                                .iter()
+                                .map(|m| m[7..9].to_string())
+                                .collect::<Vec<_>>()
+                        );
+                    }
                 }
                 self.stab_effects(to, out);
                 return;
@@ -813,10 +833,16 @@ impl World {
                 let Some(p) = self.nodes[to].process.as_mut() else {
                     return;
                 };
-                let ok = p
+                let response = p
                     .replica
-                    .serve(ReplicaRequest::WriteBatch { records }, wall)
-                    == ReplicaResponse::Written;
+                    .serve(ReplicaRequest::WriteBatch { records }, wall);
+                let ok = response == ReplicaResponse::Written;
+                if !ok
+                    && self.trace_key.is_some()
+                    && std::env::var_os("SWIMKV_SIM_TRACE_SYNC").is_some()
+                {
+                    println!("t={now} n{to} refused a push from n{from}: {response:?}");
+                }
                 Reply::Pushed { walk, ok, count }
             }
             Call::Replica { op, mut request } => {
@@ -1006,8 +1032,17 @@ impl World {
                                 .collect::<Vec<_>>()
                                 .join(",")
                         };
+                        let waiting = self.nodes[i]
+                            .process
+                            .as_ref()
+                            .map(|p| p.stab.waiting_for())
+                            .unwrap_or_default()
+                            .iter()
+                            .map(|m| m[7..9].to_string())
+                            .collect::<Vec<_>>()
+                            .join(",");
                         println!(
-                            "t={} n{i} placement current [{}] previous {:?} returning {:?} haunted {:?}",
+                            "t={} n{i} placement current [{}] previous {:?} returning {:?} haunted {:?} waiting for [{waiting}]",
                             self.now,
                             short(&pl.current.ring),
                             pl.previous.as_deref().map(short),
