@@ -106,16 +106,16 @@ impl Swim {
         if let Some(seed) = down.choose(&mut self.rng).cloned().filter(|_| !alone) {
             self.send(out, seed, Body::Join);
         }
-        self.watch_seeds(&down, out);
+        let live: Vec<String> = self
+            .introducers
+            .iter()
+            .filter(|i| **i != self.me.name && !down.contains(*i))
+            .cloned()
+            .collect();
+        self.watch_seeds(&live, out);
         // Known to a seed that was not joined itself yet (a first node still in
         // its wait): ask again, until a seed's answer says it is joined.
         if !alone && !self.joined(self.now) {
-            let live: Vec<String> = self
-                .introducers
-                .iter()
-                .filter(|i| !down.contains(*i))
-                .cloned()
-                .collect();
             for seed in live {
                 self.send(out, seed, Body::Join);
             }
@@ -141,22 +141,16 @@ impl Swim {
     /// gets a ping from about [`SEED_WATCHERS`] members every period, at any
     /// cluster size: its answer carries its generation, and a new one is
     /// answered with this node's state, which merges the seed back.
-    fn watch_seeds(&mut self, down: &[String], out: &mut Vec<Effect>) {
+    fn watch_seeds(&mut self, live_seeds: &[String], out: &mut Vec<Effect>) {
         let others = (self.live_count() as u64).saturating_sub(1).max(1);
-        let live: Vec<String> = self
-            .introducers
-            .iter()
-            .filter(|i| **i != self.me.name && !down.contains(*i))
-            .cloned()
-            .collect();
-        for seed in live {
+        for seed in live_seeds {
             if self.rng.gen_range(0..others) < SEED_WATCHERS {
                 self.seq += 1;
                 let ping = Body::Ping {
                     seq: self.seq,
                     wall_ms: self.wall_ms(),
                 };
-                self.send(out, seed, ping);
+                self.send(out, seed.clone(), ping);
             }
         }
     }
