@@ -105,6 +105,9 @@ pub struct Stabilizer {
     push_own: bool,
     synced_once: bool,
     serving: bool,
+    /// The graceful leave handed everything off (or was forced): this node
+    /// coordinates nothing any more, whatever its view.
+    left: bool,
     now: u64,
 }
 
@@ -131,6 +134,7 @@ impl Stabilizer {
             push_own: false,
             synced_once: false,
             serving: false,
+            left: false,
             now: 0,
         }
     }
@@ -201,7 +205,9 @@ impl Stabilizer {
     fn publish(&mut self, out: &mut Vec<StabilizeEffect>) {
         // Serving from the first time the view is settled after joining (a first
         // node alone is settled from the start).
-        if !self.serving {
+        if self.left {
+            self.serving = false;
+        } else if !self.serving {
             let joined = self.snapshot.as_ref().is_some_and(|s| s.joined);
             let settled = self
                 .transition
@@ -542,7 +548,14 @@ impl Stabilizer {
                     out.push(StabilizeEffect::LeaveDone(Err(why)));
                     self.start_walk(out);
                 }
-                result => out.push(StabilizeEffect::LeaveDone(result)),
+                result => {
+                    // Gone: its view is not kept up any more (a node that left
+                    // right after a heal went on coordinating with the view of
+                    // its side, and acknowledged a write on one real replica).
+                    self.left = true;
+                    self.publish(out);
+                    out.push(StabilizeEffect::LeaveDone(result));
+                }
             }
             return;
         }
@@ -570,6 +583,8 @@ impl Stabilizer {
     /// unless `forced` (then writes stay refused: the node goes anyway).
     pub fn leave(&mut self, forced: bool, out: &mut Vec<StabilizeEffect>) {
         let Some(current) = self.transition.as_ref().map(|t| t.current().clone()) else {
+            self.left = true;
+            self.publish(out);
             out.push(StabilizeEffect::LeaveDone(Ok(0)));
             return;
         };
@@ -729,6 +744,7 @@ mod tests {
     #[test]
     fn a_leave_whose_handoff_fails_walks_again_instead_of_leaving_with_the_keys() {
         let (mut s, keys) = member_a_of(&["a:1", "b:1", "c:1", "d:1"], 3, 50);
+        assert!(s.serving(), "a settled member coordinates");
         let mut told = None;
         let mut out = Vec::new();
         s.leave(false, &mut out);
@@ -740,10 +756,14 @@ mod tests {
         // A second later the leave walks again; this time every push lands.
         let mut out = Vec::new();
         s.on_tick(WALK_RETRY_MS, &mut out);
+        assert!(s.serving(), "it coordinates while its leave is under way");
         match run_walks(&mut s, out, &keys, true, &mut told) {
             Some(Ok(moved)) => assert!(moved > 0, "nothing handed off"),
             other => panic!("the second walk did not end the leave: {other:?}"),
         }
+        // Gone: it coordinates nothing any more, and its coordinator hears so.
+        assert!(!s.serving(), "a node that left still coordinates");
+        assert!(s.placement().is_some_and(|p| !p.serving));
     }
 
     #[test]
@@ -751,6 +771,7 @@ mod tests {
         let (outcome, told, mut s) = keep_failing(false);
         assert!(matches!(outcome, Some(Err(_))), "{outcome:?}");
         assert_eq!(told, Some(false), "the replica still refuses writes");
+        assert!(s.serving(), "a member that stays coordinates");
         // Given up: no longer leaving, so the operator can leave again later.
         let mut out = Vec::new();
         s.leave(false, &mut out);
