@@ -66,6 +66,11 @@ pub struct WalkPlan {
     /// may have missed the latest write (its hint not delivered, or the replica
     /// since restarted empty).
     pub hand_over_all: bool,
+    /// A leave's walk fails when the target ring has fewer members than this:
+    /// each key must keep a write quorum of copies once this node is gone (a
+    /// node leaving the two-member side of a partition would otherwise leave
+    /// every key it holds with one copy, which one crash then loses).
+    pub min_targets: usize,
     /// Keys per page.
     pub batch: usize,
     /// Pause between pages, in milliseconds.
@@ -133,6 +138,12 @@ impl Walk {
         if p.target.is_empty() && self.failed.is_none() {
             // A leave with nobody left on the ring: its keys would go with it.
             self.failed = Some("no other live member to hand the keys to".into());
+        } else if p.target.len() < p.min_targets && self.failed.is_none() {
+            self.failed = Some(format!(
+                "only {} other live members to hand the keys to, and a key needs {} copies",
+                p.target.len(),
+                p.min_targets
+            ));
         }
         let mut batches: BTreeMap<String, Vec<(String, Record)>> = BTreeMap::new();
         for (key, record) in page {
@@ -232,6 +243,7 @@ mod tests {
             drop_local: true,
             push_own: false,
             hand_over_all: false,
+            min_targets: 0,
             batch: 2,
             pause_ms: 5,
         }

@@ -20,6 +20,7 @@
 
 use super::handoff::{Walk, WalkEffect, WalkPlan};
 use super::placement::Placement;
+use super::quorum::effective_n;
 use super::rebalance::{fingerprint, Transition, FORMER_STORE};
 use crate::config::StabilizeConfig;
 use crate::ring::ring::Ring;
@@ -407,6 +408,7 @@ impl Stabilizer {
             drop_local: true,
             push_own: self.push_own,
             hand_over_all: false,
+            min_targets: 0,
             batch: self.config.batch_keys,
             pause_ms: self.config.pause_ms,
         };
@@ -602,6 +604,12 @@ impl Stabilizer {
             others,
             current.vnodes(),
         ));
+        // Once this node is gone, the replication factor in effect counts one
+        // member fewer, and W is at most that: so many copies must remain.
+        let not_left_after = self
+            .snapshot
+            .as_ref()
+            .map_or(0, |s| s.members_not_left.saturating_sub(1));
         let plan = WalkPlan {
             me: self.me.clone(),
             n: self.n,
@@ -611,6 +619,7 @@ impl Stabilizer {
             drop_local: false,
             push_own: false,
             hand_over_all: true,
+            min_targets: self.w.min(effective_n(self.n, not_left_after)),
             batch: self.config.batch_keys,
             pause_ms: self.config.pause_ms,
         };
@@ -683,11 +692,21 @@ mod tests {
     /// The stabilizer of `a:1` on a ring of `names` keeping `n` replicas (W = 2),
     /// and `count` keys for its walks to find.
     fn member_a_of(names: &[&str], n: usize, count: usize) -> (Stabilizer, Vec<(String, Record)>) {
+        member_a_among(names, names.len(), n, count)
+    }
+
+    /// [`member_a_of`] in a cluster of `not_left` members (the others down).
+    fn member_a_among(
+        names: &[&str],
+        not_left: usize,
+        n: usize,
+        count: usize,
+    ) -> (Stabilizer, Vec<(String, Record)>) {
         let live: Vec<LiveMember> = names.iter().map(|m| member(m)).collect();
         let mut s = Stabilizer::new("a:1".into(), n, 2, StabilizeConfig::default());
         let mut out = Vec::new();
         s.on_ring(
-            RingSnapshot::new(1, &live, 16, live.len()),
+            RingSnapshot::new(1, &live, 16, not_left),
             false,
             0,
             &mut out,
@@ -779,6 +798,45 @@ mod tests {
             out.iter()
                 .any(|e| matches!(e, StabilizeEffect::SetLeaving(true))),
             "still leaving after the leave was given up: {out:?}"
+        );
+    }
+
+    /// The outcome of a leave whose pushes all land, walked again while it fails.
+    fn leave_until_done(
+        s: &mut Stabilizer,
+        keys: &[(String, Record)],
+    ) -> Option<Result<u64, String>> {
+        let mut told = None;
+        let mut out = Vec::new();
+        s.leave(false, &mut out);
+        let mut outcome = run_walks(s, out, keys, true, &mut told);
+        for attempt in 1..LEAVE_WALK_ATTEMPTS as u64 + 2 {
+            if outcome.is_some() {
+                break;
+            }
+            let mut out = Vec::new();
+            s.on_tick(attempt * WALK_RETRY_MS, &mut out);
+            outcome = run_walks(s, out, keys, true, &mut told);
+        }
+        outcome
+    }
+
+    #[test]
+    fn a_leave_that_would_leave_keys_with_fewer_copies_than_a_write_quorum_is_given_up() {
+        // a and b are the live side of a four-member cluster (the other two cut
+        // off): with a gone, b alone would hold every key a holds.
+        let (mut s, keys) = member_a_among(&["a:1", "b:1"], 4, 3, 20);
+        match leave_until_done(&mut s, &keys) {
+            Some(Err(why)) => assert!(why.contains("a key needs 2 copies"), "{why}"),
+            other => panic!("the leave went ahead: {other:?}"),
+        }
+        assert!(s.serving(), "given up: still a member");
+        // In a cluster of two, a leave shrinks the replication factor (and W)
+        // to one: it goes ahead.
+        let (mut s, keys) = member_a_among(&["a:1", "b:1"], 2, 3, 20);
+        assert!(
+            matches!(leave_until_done(&mut s, &keys), Some(Ok(moved)) if moved > 0),
+            "a member of a two-member cluster could not leave"
         );
     }
 
