@@ -801,24 +801,36 @@ mod tests {
         );
     }
 
-    /// The outcome of a leave whose pushes all land, walked again while it fails.
-    fn leave_until_done(
+    /// A leave (`forced` or not) whose pushes all land (`push_ok`) or all fail,
+    /// walked again every retry while it is under way: its outcome, and what
+    /// the replica was told with it.
+    fn leave_walking(
         s: &mut Stabilizer,
         keys: &[(String, Record)],
-    ) -> Option<Result<u64, String>> {
+        forced: bool,
+        push_ok: bool,
+    ) -> (Option<Result<u64, String>>, Option<bool>) {
         let mut told = None;
         let mut out = Vec::new();
-        s.leave(false, &mut out);
-        let mut outcome = run_walks(s, out, keys, true, &mut told);
+        s.leave(forced, &mut out);
+        let mut outcome = run_walks(s, out, keys, push_ok, &mut told);
         for attempt in 1..LEAVE_WALK_ATTEMPTS as u64 + 2 {
             if outcome.is_some() {
                 break;
             }
             let mut out = Vec::new();
             s.on_tick(attempt * WALK_RETRY_MS, &mut out);
-            outcome = run_walks(s, out, keys, true, &mut told);
+            outcome = run_walks(s, out, keys, push_ok, &mut told);
         }
-        outcome
+        (outcome, told)
+    }
+
+    /// The outcome of a leave whose pushes all land.
+    fn leave_until_done(
+        s: &mut Stabilizer,
+        keys: &[(String, Record)],
+    ) -> Option<Result<u64, String>> {
+        leave_walking(s, keys, false, true).0
     }
 
     #[test]
@@ -844,18 +856,7 @@ mod tests {
     /// replica was told with it, and the stabilizer.
     fn keep_failing(forced: bool) -> (Option<Result<u64, String>>, Option<bool>, Stabilizer) {
         let (mut s, keys) = member_a_of(&["a:1", "b:1", "c:1"], 2, 20);
-        let mut told = None;
-        let mut out = Vec::new();
-        s.leave(forced, &mut out);
-        let mut outcome = run_walks(&mut s, out, &keys, false, &mut told);
-        for attempt in 1..LEAVE_WALK_ATTEMPTS as u64 + 2 {
-            if outcome.is_some() {
-                break;
-            }
-            let mut out = Vec::new();
-            s.on_tick(attempt * WALK_RETRY_MS, &mut out);
-            outcome = run_walks(&mut s, out, &keys, false, &mut told);
-        }
+        let (outcome, told) = leave_walking(&mut s, &keys, forced, false);
         (outcome, told, s)
     }
 
