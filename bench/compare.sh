@@ -21,7 +21,8 @@
 # connections spread over the system's nodes. Reported per system and workload: the
 # server's CPU time per request (user + system of all its processes, from /proc; DESIGN
 # section 8's primary measure) and its ratio to the ceiling's, req/s and its ratio,
-# latency, and the load generator's own CPU.
+# latency, and the load generator's own CPU; then the 90/10 mix open-loop at half of
+# each system's measured mix throughput (p50/p99 beside the ceiling's at its half).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -163,6 +164,32 @@ for round in $(seq 1 "$ROUNDS"); do
   done
 done
 
+# Latency at half load (issue 17): the 90/10 mix open-loop at 50% of each system's
+# median closed-loop mix throughput above (swimkv-bench --rate), ROUNDS rounds alternating.
+if [[ " $WORKLOADS " == *" mix "* ]]; then
+  declare -A HALF
+  for s in $SYSTEMS; do
+    HALF[$s]=$(python3 - "$RESULTS" "$s" <<'PY'
+import json, statistics, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+rps = [r["result"]["ops_per_sec"] for r in rows if r["system"] == sys.argv[2] and r["workload"] == "mix"]
+print(round(statistics.median(rps) / 2))
+PY
+)
+  done
+  for round in $(seq 1 "$ROUNDS"); do
+    for s in $SYSTEMS; do
+      # shellcheck disable=SC2046
+      json=$("$BENCH" --targets "${TARGETS[$s]}" --connections "$CONNS" --duration "$DURATION" \
+        --warmup 1s --keys "$KEYS" --value-size 64 $(mix_args mix) --rate "${HALF[$s]}" ${EXTRA[$s]:-} \
+        --cpu-pids "${CPU_PIDS[$s]}" --json)
+      echo "{\"round\":$round,\"system\":\"$s\",\"workload\":\"mix@50%\",\"result\":$json}" >> "$RESULTS"
+      printf "round %s %-7s %-7s %s\n" "$round" "$s" "mix@50%" \
+        "$(echo "$json" | python3 -c 'import json,sys; r=json.load(sys.stdin); print("%8d req/s (rate %d) p99 %6d us" % (round(r["ops_per_sec"]), r["config"]["rate"], r["latency_us"]["p99"]))')"
+    done
+  done
+fi
+
 # DESIGN section 8: no member may ever be suspected under load.
 for s in n1 n3 n3m n3a n3s n24; do
   [ -n "${SUSPICIONS_BEFORE[$s]:-}" ] || continue
@@ -189,6 +216,8 @@ targets = {("n3m", "get"): 2.5, ("n3m", "post"): 3.0, ("n24", "get"): 5.0, ("n24
 med = lambda vals, k: statistics.median(v[k] for v in vals)
 print(f"{'system':8} {'workload':8} {'CPU us/req':>10} {'x ceil':>7} {'target':>7} {'req/s':>8} {'min-max':>15} {'of ceil':>7} {'p50 us':>7} {'p99 us':>7} {'client':>6} {'errors':>6}")
 for (s, w), vals in sorted(by.items()):
+    if w == "mix@50%":
+        continue
     ceil = by.get(("ceiling", w))
     cpu, rps = med(vals, "cpu"), med(vals, "rps")
     cpu_x = cpu / med(ceil, "cpu") if ceil else float("nan")
@@ -198,6 +227,18 @@ for (s, w), vals in sorted(by.items()):
     tgt = f"<={t:.1f}x" if t else ""
     err = sum(v["errors"] for v in vals)
     print(f"{s:8} {w:8} {cpu:10.1f} {cpu_x:6.2f}x {tgt:>7} {rps:8.0f} {lo:7.0f}-{hi:<7.0f} {rps_x:7.1%} {med(vals, 'p50'):7.0f} {med(vals, 'p99'):7.0f} {med(vals, 'client'):5.0%} {err:6d}")
+half = {s: vals for (s, w), vals in by.items() if w == "mix@50%"}
+if half:
+    print()
+    print("90/10 mix open-loop at 50% of each system's median closed-loop mix req/s (swimkv-bench --rate); medians")
+    print(f"{'system':8} {'rate':>8} {'req/s':>8} {'p50 us':>7} {'p99 us':>7} {'p99 x ceil':>10} {'CPU us/req':>10} {'errors':>6}")
+    ceil = half.get("ceiling")
+    for s, vals in sorted(half.items()):
+        rate = next(r["result"]["config"]["rate"] for r in rows if r["system"] == s and r["workload"] == "mix@50%")
+        p99x = med(vals, "p99") / med(ceil, "p99") if ceil else float("nan")
+        err = sum(v["errors"] for v in vals)
+        print(f"{s:8} {rate:8.0f} {med(vals, 'rps'):8.0f} {med(vals, 'p50'):7.0f} {med(vals, 'p99'):7.0f} {p99x:9.2f}x {med(vals, 'cpu'):10.1f} {err:6d}")
+    print()
 for w in ("get", "post", "mix"):
     d, m = by.get(("n3", w)), by.get(("n3m", w))
     if d and m:

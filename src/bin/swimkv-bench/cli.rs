@@ -3,7 +3,8 @@
 //!
 //! Invariants: a `Config` only exists validated — at least one resolved target, one
 //! connection, one thread (never more threads than connections), one key, a positive
-//! timeout, a value size of at most [`MAX_VALUE_SIZE`], an op mix summing to 100, and
+//! timeout, a value size of at most [`MAX_VALUE_SIZE`], an op mix summing to 100, a
+//! `--rate` (when given) positive and at most one operation per µs per connection, and
 //! exactly one stop condition (`duration` is `None` only when `--ops` is set). The flag
 //! doc comments are the `--help` text, so editing them changes the CLI. Errors are
 //! one-line messages; `parse_cli` prints them with exit status 2.
@@ -26,7 +27,7 @@ pub(crate) enum Distribution {
     Zipf,
 }
 
-/// Closed-loop load generator for swimkv's `/d/<key>` HTTP API.
+/// Load generator for swimkv's `/d/<key>` HTTP API: closed-loop, or open-loop with `--rate`.
 #[derive(Debug, Parser)]
 #[command(name = "swimkv-bench", version)]
 pub(crate) struct Cli {
@@ -134,6 +135,13 @@ pub(crate) struct Cli {
     #[arg(long, requires = "tls")]
     insecure: bool,
 
+    /// Open loop: send this many operations per second in total, shared evenly by the
+    /// connections, on a fixed schedule (a connection that falls behind sends at once
+    /// and catches up; each still has one request in flight at most). Latency counts
+    /// from a request's due time when the server held it up.
+    #[arg(long)]
+    rate: Option<f64>,
+
     /// Comma-separated PIDs of the server processes: report their CPU time during
     /// the measured phase, and per operation (Linux: read from /proc).
     #[arg(long, value_delimiter = ',')]
@@ -191,6 +199,8 @@ pub(crate) struct Config {
     pub(crate) key_subsets: Option<Vec<std::sync::Arc<Vec<u64>>>>,
     /// Server processes whose CPU time the measured phase reports.
     pub(crate) cpu_pids: Vec<u32>,
+    /// `--rate`: operations per second in total (open loop); `None`: closed loop.
+    pub(crate) rate: Option<f64>,
     /// TLS and token.
     pub(crate) secure: crate::tls::Secure,
     /// The bearer token, for `--token-aware`'s ring request.
@@ -225,6 +235,17 @@ impl Config {
         }
         if cli.timeout.is_zero() {
             return Err("--timeout must be positive".into());
+        }
+        if let Some(rate) = cli.rate {
+            // At most one request per microsecond per connection: a schedule finer than
+            // that is no schedule.
+            let most = cli.connections as f64 * 1e6;
+            if !(rate.is_finite() && rate > 0.0 && rate <= most) {
+                return Err(format!(
+                    "--rate must be a positive number of operations per second, at most {most} for {} connections",
+                    cli.connections
+                ));
+            }
         }
         if cli.ops == Some(0) {
             return Err("--ops must be at least 1".into());
@@ -297,6 +318,7 @@ impl Config {
             token_aware: cli.token_aware,
             key_subsets: None,
             cpu_pids: cli.cpu_pids,
+            rate: cli.rate,
             secure,
             token: cli.token,
         })
@@ -350,6 +372,27 @@ mod tests {
         assert!(parse_duration("ten").is_err());
         assert!(parse_duration("5 fortnights").is_err());
         assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn rate_must_be_a_positive_finite_number_of_operations_per_second() {
+        let cfg = |rate: &str| {
+            let cli = Cli::try_parse_from([
+                "swimkv-bench",
+                "--targets",
+                "127.0.0.1:1",
+                "--connections",
+                "2",
+                "--rate",
+                rate,
+            ])
+            .expect("flags parse");
+            Config::from_cli(cli)
+        };
+        assert_eq!(cfg("1500").expect("valid").rate, Some(1500.0));
+        for bad in ["0", "-5", "inf", "NaN", "3000000"] {
+            assert!(cfg(bad).is_err(), "--rate {bad} accepted");
+        }
     }
 
     #[test]

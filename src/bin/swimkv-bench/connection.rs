@@ -1,6 +1,8 @@
-//! One connection task: the closed loop that owns a [`Client`] and a [`Workload`],
-//! preloads its share of the keys, waits for the end of the preload phase, then issues
-//! operations back to back until the run is done, recording measured ones.
+//! One connection task: the loop that owns a [`Client`] and a [`Workload`], preloads
+//! its share of the keys, waits for the end of the preload phase, then issues
+//! operations until the run is done, recording measured ones: back to back (closed
+//! loop), or each at its due time with `--rate` ([`Pacer`]: open loop, latency from the
+//! due time when the server held the request up).
 //!
 //! Invariants: the RNG seed depends only on (`--seed`, connection index), and the value
 //! bytes are drawn from it before any request, so request sequences are reproducible.
@@ -22,6 +24,7 @@ use tokio::sync::watch;
 
 use crate::cli::Config;
 use crate::http::{Client, ErrorKind};
+use crate::pacing::{latency_start, Pacer};
 use crate::shared::{Phase, Shared};
 use crate::stats::ConnStats;
 use crate::workload::{splitmix64, Op, Workload};
@@ -92,7 +95,19 @@ pub(crate) async fn run_connection(
     }
 
     let ops_limit = cfg.ops;
+    let mut pacer = cfg
+        .rate
+        .map(|rate| Pacer::new(Instant::now(), rate, index, cfg.connections));
+    // When the previous operation completed (the connection became free).
+    let mut free_at = Instant::now();
     loop {
+        let due = pacer.as_mut().map(Pacer::due);
+        if let Some(due) = due.filter(|d| *d > Instant::now()) {
+            tokio::select! {
+                _ = tokio::time::sleep_until(tokio::time::Instant::from_std(due)) => {}
+                _ = phase_rx.wait_for(|p| *p == Phase::Done) => {}
+            }
+        }
         let phase = shared.phase();
         if phase == Phase::Done {
             break;
@@ -105,9 +120,11 @@ pub(crate) async fn run_connection(
         }
         let (op, key) = workload.next();
         client.build_request(op, key, &value);
-        let started = Instant::now();
+        let sent = Instant::now();
+        let started = due.map_or(sent, |due| latency_start(due, free_at, sent));
         let result = client.execute().await;
         let finished = Instant::now();
+        free_at = finished;
         if cfg.progress {
             shared.progress_ops.fetch_add(1, Ordering::Relaxed);
             if !matches!(result, Ok(s) if (200..300).contains(&s)) {

@@ -1,9 +1,12 @@
-//! `swimkv-bench`: a closed-loop HTTP load generator for swimkv's client API.
+//! `swimkv-bench`: an HTTP load generator for swimkv's client API, closed-loop by
+//! default, open-loop at a fixed rate with `--rate`.
 //!
 //! It opens `--connections` keep-alive HTTP/1.1 connections, spread round-robin over
 //! `--targets`, and on each one issues `GET`, `POST` ("put") and `DELETE` requests on
 //! `/d/<key-prefix><n>` back to back (the next request leaves as soon as the previous
-//! answer arrives). Keys are drawn uniformly or from a Zipfian distribution
+//! answer arrives), or, with `--rate R`, on a fixed schedule of R requests per second
+//! shared by the connections (latency then counts from each request's due time when
+//! the server held it up: see `pacing`). Keys are drawn uniformly or from a Zipfian distribution
 //! (the YCSB / Gray et al. generator, rank 0 the hottest key), with a per-connection
 //! seeded RNG so a run's request sequence is reproducible.
 //!
@@ -55,7 +58,8 @@
 //! - `http`: keep-alive client, connections, error classification;
 //! - `stats`: per-operation and per-connection outcome counters;
 //! - `shared`: run phases and the state shared by orchestrator and connection tasks;
-//! - `connection`: one connection's closed loop;
+//! - `connection`: one connection's loop (closed, or paced);
+//! - `pacing`: the open-loop schedule of `--rate` and where its latencies start;
 //! - `orchestrate`: phase driving, progress lines, Ctrl-C;
 //! - `tls`: HTTPS (`--tls`, `--cacert`, `--insecure`) and the bearer token (`--token`);
 //! - `run`: threads, runtimes, merging into a `Report`;
@@ -71,6 +75,7 @@ mod cpu;
 mod histogram;
 mod http;
 mod orchestrate;
+mod pacing;
 mod report;
 mod response;
 mod run;

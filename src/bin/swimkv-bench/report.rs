@@ -129,6 +129,7 @@ pub(crate) fn report_json(cfg: &Config, report: &Report) -> Value {
             "timeout_s": cfg.timeout.as_secs_f64(),
             "seed": cfg.seed,
             "ops_limit": cfg.ops,
+            "rate": cfg.rate,
         },
     })
 }
@@ -190,6 +191,9 @@ pub(crate) fn report_table(cfg: &Config, report: &Report) -> String {
     let _ = writeln!(out);
     let _ = writeln!(out, "  duration     {:>12.3} s", totals.duration_s);
     let _ = writeln!(out, "  throughput   {:>12.1} ops/s", totals.ops_per_sec);
+    if let Some(rate) = cfg.rate {
+        let _ = writeln!(out, "  target rate  {rate:>12.1} ops/s (open loop)");
+    }
     if let Some(cpu) = report.timeline.server_cpu_s {
         let ops = (totals.ok + totals.failed).max(1);
         let _ = writeln!(
