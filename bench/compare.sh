@@ -159,7 +159,7 @@ for round in $(seq 1 "$ROUNDS"); do
         --cpu-pids "${CPU_PIDS[$s]}" --json)
       echo "{\"round\":$round,\"system\":\"$s\",\"workload\":\"$w\",\"result\":$json}" >> "$RESULTS"
       printf "round %s %-7s %-4s %s\n" "$round" "$s" "$w" \
-        "$(echo "$json" | python3 -c 'import json,sys; r=json.load(sys.stdin); print("%8d req/s %7.1f us CPU/req" % (round(r["ops_per_sec"]), r.get("server_cpu_us_per_op") or 0))')"
+        "$(echo "$json" | python3 -c 'import json,sys; r=json.load(sys.stdin); print("%8d req/s %7.1f us CPU/req" % (round(r["ops_per_sec"]), r.get("server_cpu_us_per_op") or 0) + ("  first server error: %s" % r["first_server_error"] if r.get("first_server_error") else ""))')"
     done
   done
 done

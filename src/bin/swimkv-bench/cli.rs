@@ -383,8 +383,7 @@ mod tests {
                 "127.0.0.1:1",
                 "--connections",
                 "2",
-                "--rate",
-                rate,
+                &format!("--rate={rate}"),
             ])
             .expect("flags parse");
             Config::from_cli(cli)

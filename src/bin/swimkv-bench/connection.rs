@@ -145,6 +145,7 @@ pub(crate) async fn run_connection(
     }
     stats.reconnects = client.connects.saturating_sub(1);
     stats.protocol_error = client.protocol_error.take();
+    stats.server_error = client.server_error.take();
     shared.running.fetch_sub(1, Ordering::AcqRel);
     stats
 }

@@ -24,6 +24,8 @@ use crate::workload::Op;
 
 /// Minimum free space offered to each socket read.
 const READ_CHUNK: usize = 16 * 1024;
+/// How much of a 5xx answer's body `server_error` keeps.
+const SERVER_ERROR_BODY: usize = 200;
 
 /// Why an operation failed without an HTTP response (or got a non-2xx one).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -193,6 +195,8 @@ pub(crate) struct Client {
     body: Vec<u8>,
     /// First protocol error seen, for the report.
     pub(crate) protocol_error: Option<String>,
+    /// The first 5xx answer: its status and the start of its body (the server's reason).
+    pub(crate) server_error: Option<String>,
 }
 
 impl Client {
@@ -213,6 +217,7 @@ impl Client {
             req: Vec::with_capacity(256),
             body: Vec::new(),
             protocol_error: None,
+            server_error: None,
         }
     }
 
@@ -279,6 +284,7 @@ impl Client {
     }
 
     /// Sends the built request; returns the HTTP status or the transport error kind.
+    /// The first 5xx answer is kept in `server_error`, with the start of its body.
     /// A request that finds a reused keep-alive connection already closed by the server
     /// (closed/reset before any response byte) is retried once on a fresh connection.
     pub(crate) async fn execute(&mut self) -> Result<u16, ErrorKind> {
@@ -299,6 +305,14 @@ impl Client {
                 Ok(Ok(meta)) => {
                     if !meta.keep_alive {
                         self.conn = None;
+                    }
+                    if meta.status >= 500 && self.server_error.is_none() {
+                        let body = &self.body[..self.body.len().min(SERVER_ERROR_BODY)];
+                        self.server_error = Some(format!(
+                            "{} {}",
+                            meta.status,
+                            String::from_utf8_lossy(body).trim()
+                        ));
                     }
                     return Ok(meta.status);
                 }
@@ -389,5 +403,42 @@ mod tests {
             ),
             "{result:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn the_first_server_error_is_kept_with_the_start_of_its_body() {
+        use tokio::net::TcpListener;
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let server = tokio::spawn(async move {
+            let (mut sock, _) = listener.accept().await.expect("accept");
+            let mut buf = [0u8; 1024];
+            for answer in [
+                &b"HTTP/1.1 404 Not Found\r\nContent-Length: 2\r\n\r\nno"[..],
+                b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 9\r\n\r\n{\"e\":\"a\"}",
+                b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 1\r\n\r\nb",
+            ] {
+                let mut got = Vec::new();
+                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                    let n = sock.read(&mut buf).await.expect("read");
+                    assert!(n > 0);
+                    got.extend_from_slice(&buf[..n]);
+                }
+                sock.write_all(answer).await.expect("write");
+            }
+        });
+        let mut client = Client::new(
+            addr,
+            addr.to_string(),
+            "bench-".into(),
+            Duration::from_secs(5),
+        );
+        for status in [404, 503, 500] {
+            client.build_request(Op::Get, 1, b"");
+            assert_eq!(client.execute().await, Ok(status));
+        }
+        // A 404 is not a server error; the first 5xx is kept, not the last.
+        assert_eq!(client.server_error.as_deref(), Some("503 {\"e\":\"a\"}"));
+        server.await.expect("server task");
     }
 }

@@ -109,6 +109,7 @@ pub(crate) fn report_json(cfg: &Config, report: &Report) -> Value {
         "duration_s": round3(totals.duration_s),
         "by_op": by_op,
         "reconnects": report.stats.reconnects,
+        "first_server_error": report.stats.server_error,
         "interrupted": report.timeline.interrupted,
         "preload": preload,
         "config": {
@@ -252,6 +253,9 @@ pub(crate) fn report_table(cfg: &Config, report: &Report) -> String {
     }
     if let Some(detail) = &report.stats.protocol_error {
         let _ = writeln!(out, "  first protocol error: {detail}");
+    }
+    if let Some(detail) = &report.stats.server_error {
+        let _ = writeln!(out, "  first server error: {detail}");
     }
     out
 }

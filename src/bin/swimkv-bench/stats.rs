@@ -4,7 +4,8 @@
 //! Invariants: an operation is counted once, as `ok` (2xx) or under exactly one
 //! [`ErrorKind`] (a non-2xx status or a transport failure); every operation that got an
 //! HTTP response, whatever its status, has its latency recorded, transport failures have
-//! none. Merging is associative and commutative except for `protocol_error`, which keeps
+//! none. Merging is associative and commutative except for `protocol_error` and
+//! `server_error`, which keep
 //! the first one seen in merge order. `ConnStats::by_op` is indexed by `Op as usize`.
 
 use std::collections::BTreeMap;
@@ -63,6 +64,8 @@ pub(crate) struct ConnStats {
     /// Completion time of the last measured operation.
     pub(crate) last_completion: Option<Instant>,
     pub(crate) protocol_error: Option<String>,
+    /// The first 5xx answer seen (status and the start of its body).
+    pub(crate) server_error: Option<String>,
 }
 
 impl ConnStats {
@@ -78,6 +81,9 @@ impl ConnStats {
         self.last_completion = self.last_completion.max(other.last_completion);
         if self.protocol_error.is_none() {
             self.protocol_error.clone_from(&other.protocol_error);
+        }
+        if self.server_error.is_none() {
+            self.server_error.clone_from(&other.server_error);
         }
     }
 }
