@@ -231,13 +231,14 @@ half = {s: vals for (s, w), vals in by.items() if w == "mix@50%"}
 if half:
     print()
     print("90/10 mix open-loop at 50% of each system's median closed-loop mix req/s (swimkv-bench --rate); medians")
-    print(f"{'system':8} {'rate':>8} {'req/s':>8} {'p50 us':>7} {'p99 us':>7} {'p99 x ceil':>10} {'CPU us/req':>10} {'errors':>6}")
+    print(f"{'system':8} {'rate':>8} {'req/s':>8} {'p50 us':>7} {'p99 us':>7} {'p99 x ceil':>10} {'p99 min-max':>13} {'CPU us/req':>10} {'errors':>6}")
     ceil = half.get("ceiling")
     for s, vals in sorted(half.items()):
         rate = next(r["result"]["config"]["rate"] for r in rows if r["system"] == s and r["workload"] == "mix@50%")
         p99x = med(vals, "p99") / med(ceil, "p99") if ceil else float("nan")
         err = sum(v["errors"] for v in vals)
-        print(f"{s:8} {rate:8.0f} {med(vals, 'rps'):8.0f} {med(vals, 'p50'):7.0f} {med(vals, 'p99'):7.0f} {p99x:9.2f}x {med(vals, 'cpu'):10.1f} {err:6d}")
+        lo, hi = min(v["p99"] for v in vals), max(v["p99"] for v in vals)
+        print(f"{s:8} {rate:8.0f} {med(vals, 'rps'):8.0f} {med(vals, 'p50'):7.0f} {med(vals, 'p99'):7.0f} {p99x:9.2f}x {lo:6.0f}-{hi:<6.0f} {med(vals, 'cpu'):10.1f} {err:6d}")
     print()
 for w in ("get", "post", "mix"):
     d, m = by.get(("n3", w)), by.get(("n3m", w))
