@@ -210,6 +210,7 @@ for r in rows:
         "rps": res["ops_per_sec"], "p50": res["latency_us"]["p50"], "p99": res["latency_us"]["p99"],
         "errors": errors, "cpu": res.get("server_cpu_us_per_op") or float("nan"),
         "client": (res.get("client_cpu_s") or 0) / max(res.get("duration_s") or 1, 1e-9),
+        "rate": res["config"].get("rate"),
     })
 # DESIGN section 8 targets: server CPU per request as a multiple of the ceiling's.
 targets = {("n3m", "get"): 2.5, ("n3m", "post"): 3.0, ("n24", "get"): 5.0, ("n24", "post"): 5.5}
@@ -234,7 +235,7 @@ if half:
     print(f"{'system':8} {'rate':>8} {'req/s':>8} {'p50 us':>7} {'p99 us':>7} {'p99 x ceil':>10} {'p99 min-max':>13} {'CPU us/req':>10} {'errors':>6}")
     ceil = half.get("ceiling")
     for s, vals in sorted(half.items()):
-        rate = next(r["result"]["config"]["rate"] for r in rows if r["system"] == s and r["workload"] == "mix@50%")
+        rate = vals[0]["rate"]
         p99x = med(vals, "p99") / med(ceil, "p99") if ceil else float("nan")
         err = sum(v["errors"] for v in vals)
         lo, hi = min(v["p99"] for v in vals), max(v["p99"] for v in vals)

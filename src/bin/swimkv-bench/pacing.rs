@@ -75,8 +75,9 @@ mod tests {
     }
 
     #[test]
-    fn the_schedule_does_not_drift_when_the_connection_falls_behind() {
-        // However late the operations are sent, the k-th due time stays start + k × interval.
+    fn the_kth_due_time_is_start_plus_k_intervals_whenever_it_is_asked() {
+        // The schedule does not depend on when operations were sent: a connection that
+        // fell behind finds its next due times already past and catches up.
         let t0 = Instant::now();
         let mut p = Pacer::new(t0, 1000.0, 0, 1);
         for k in 0..1000u32 {
