@@ -15,8 +15,8 @@ use crate::ring::actor::GetRing;
 use crate::storage::actor::unix_ms;
 use crate::storage::actor::LocalPage;
 use crate::storage::Version;
-use actix_web::http::header;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::http::{header, Method};
+use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use serde_json::json;
@@ -216,6 +216,32 @@ fn unavailable(o: Outcome, key: String) -> ApiError {
     }
 }
 
+/// Everything under `/d`: `GET`, `POST`, `PUT` and `DELETE` of `/d/{key}` go to
+/// their handlers, any other method is a 405, and `/d` itself is no route (in
+/// that order, as a resource would answer: the state is extracted last).
+pub async fn client(req: HttpRequest, payload: web::Payload) -> actix_web::Result<HttpResponse> {
+    if !req.path().starts_with("/d/") {
+        return Err(ApiError::NoRoute.into());
+    }
+    let method = req.method().clone();
+    if !matches!(
+        method,
+        Method::GET | Method::POST | Method::PUT | Method::DELETE
+    ) {
+        return Err(ApiError::MethodNotAllowed {
+            allow: super::CLIENT_METHODS,
+        }
+        .into());
+    }
+    let state = web::Data::<AppState>::extract(&req).await?;
+    let answer = match method {
+        Method::GET => get(req, state).await,
+        Method::DELETE => delete(req, state).await,
+        _ => put(req, payload, state).await,
+    };
+    Ok(answer?)
+}
+
 /// `GET /d/{key}`.
 pub async fn get(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse> {
     let key = key_of(&req, "/d/", state.limits.max_key_bytes)?;
@@ -232,11 +258,12 @@ pub async fn get(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRes
         .map_err(|_| ApiError::ShuttingDown)?;
     match outcome {
         Outcome::Read(Some(record)) if record.is_live(unix_ms()) => {
+            let version = record.version.to_string();
             let mut answer = HttpResponse::Ok();
             answer
                 .content_type("application/octet-stream")
-                .insert_header(("X-Swimkv-Version", record.version.to_string()))
-                .insert_header((header::ETAG, etag(record.version)));
+                .insert_header((header::ETAG, format!("\"{version}\"")))
+                .insert_header(("X-Swimkv-Version", version));
             if let Some(expires) = record.expires_ms {
                 answer.insert_header(("X-Swimkv-Expires", rfc3339(expires)));
             }

@@ -72,6 +72,25 @@ pub type UnreachableHook = Arc<dyn Fn(&str) + Send + Sync>;
 /// Answers one request payload with one response payload.
 pub type Handler = Arc<dyn Fn(Bytes) -> Pin<Box<dyn Future<Output = Bytes> + Send>> + Send + Sync>;
 
+/// Runs `task` on this thread's actix arbiter, as one of its local tasks, or on
+/// the tokio runtime outside actix (tests).
+///
+/// A connection's task is local to the arbiter whose actors it serves: a wake-up
+/// between a runtime task and a local one (a replica request handed to the
+/// storage actor, an answer handed back to the coordinator) makes tokio's
+/// current-thread scheduler poll its I/O driver once more without waiting (one
+/// more `epoll_wait` per hand-over), which a wake-up among local tasks does not.
+fn spawn_task(task: impl Future<Output = ()> + Send + 'static) {
+    match actix_rt::Arbiter::try_current() {
+        Some(arbiter) => {
+            arbiter.spawn(task);
+        }
+        None => {
+            tokio::spawn(task);
+        }
+    }
+}
+
 fn codec(max_frame: usize) -> LengthDelimitedCodec {
     LengthDelimitedCodec::builder()
         .max_frame_length(max_frame)
@@ -161,7 +180,7 @@ pub async fn serve(
                 let handler = handler.clone();
                 let counters = counters.clone();
                 let seal = seal.clone();
-                tokio::spawn(async move {
+                spawn_task(async move {
                     if let Err(why) =
                         serve_connection(halves, seal, max_frame, handler, counters).await
                     {
@@ -326,7 +345,7 @@ impl RpcClient {
             for _ in 0..2 {
                 if !peers.contains_key(addr) {
                     let (ptx, prx) = mpsc::unbounded_channel();
-                    tokio::spawn(run_peer(
+                    spawn_task(run_peer(
                         addr.to_string(),
                         self.seal.clone(),
                         self.max_frame,
