@@ -7,8 +7,9 @@
 #   bench/profile.sh                     # 24 nodes, GET, 10 s
 #   NODES=3 WORKLOAD=post bench/profile.sh
 #
-# Prints per request: server CPU (µs), context switches, and the top symbols of
-# the sampled profile (self time). Needs perf (Debian linux-perf; installed if missing).
+# Prints per request: server CPU (µs), context switches, system calls (epoll_wait
+# among them), and the top symbols of the sampled profile (self time). Needs perf
+# (Debian linux-perf; installed if missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 NODES=${NODES:-24}
@@ -36,7 +37,7 @@ $BENCH --targets "$targets" --connections "$CONNS" --duration "$((DURATION + 4))
   --keys 10000 --value-size 64 $mix --json > "$OUT/bench.json" &
 bench=$!
 sleep 2
-perf stat -e task-clock,context-switches,cpu-migrations -p "$pids" -x, -o "$OUT/stat.csv" -- sleep "$DURATION" &
+perf stat -e task-clock,context-switches,cpu-migrations,raw_syscalls:sys_enter,syscalls:sys_enter_epoll_wait -p "$pids" -x, -o "$OUT/stat.csv" -- sleep "$DURATION" &
 perf record -F 499 -g -p "$pids" -o "$OUT/perf.data" -- sleep "$DURATION" >/dev/null 2>&1
 wait %2 2>/dev/null || true
 wait "$bench"
@@ -46,6 +47,7 @@ b = json.load(open(sys.argv[1])); secs = float(sys.argv[3])
 stat = {row[2]: float(row[0]) for row in csv.reader(l for l in open(sys.argv[2]) if l[0].isdigit())}
 reqs = b["ops_per_sec"] * secs
 print(f"{b['ops_per_sec']:.0f} req/s; per request: {stat['task-clock'] * 1e3 / reqs:.1f} us server CPU (task-clock), "
-      f"{stat['context-switches'] / reqs:.2f} context switches, {stat['cpu-migrations'] / reqs:.3f} migrations")
+      f"{stat['context-switches'] / reqs:.2f} context switches, {stat['cpu-migrations'] / reqs:.3f} migrations, "
+      f"{stat['raw_syscalls:sys_enter'] / reqs:.2f} system calls ({stat['syscalls:sys_enter_epoll_wait'] / reqs:.2f} epoll_wait)")
 PY
 perf report -i "$OUT/perf.data" --no-children --sort dso,symbol --stdio 2>/dev/null | grep -E '^ +[0-9.]+%' | sed -E 's/ +-? +-? *$//' | cut -c1-140 | head -25
