@@ -139,7 +139,8 @@ pub fn rfc3339(ms: u64) -> String {
         .map_or_else(String::new, |t| t.to_string())
 }
 
-fn etag(version: Version) -> String {
+/// The `ETag` of a version (or of its text, when that is needed as well).
+fn etag(version: impl std::fmt::Display) -> String {
     format!("\"{version}\"")
 }
 
@@ -262,7 +263,7 @@ pub async fn get(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRes
             let mut answer = HttpResponse::Ok();
             answer
                 .content_type("application/octet-stream")
-                .insert_header((header::ETAG, format!("\"{version}\"")))
+                .insert_header((header::ETAG, etag(&version)))
                 .insert_header(("X-Swimkv-Version", version));
             if let Some(expires) = record.expires_ms {
                 answer.insert_header(("X-Swimkv-Expires", rfc3339(expires)));
